@@ -1,0 +1,59 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "aws-sg-pods",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "aws-cni", targets: ["aws-cni"]),
+        .executable(name: "ipamd", targets: ["ipamd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // libnl headers and link flags, found through pkg-config.
+        .systemLibrary(
+            name: "CLibNL",
+            pkgConfig: "libnl-route-3.0",
+            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
+        ),
+        // Flat C API over libnl: nlshim_* symbols, ints and -errno only; no libnl type leaks out.
+        .target(name: "NetlinkShim", dependencies: ["CLibNL"]),
+        // Value types shared by planning and applying: addresses, prefixes, MACs, routes, rules.
+        .target(name: "NetModel"),
+        // Typed Swift wrapper over NetlinkShim.
+        .target(name: "Netlink", dependencies: ["NetlinkShim", "NetModel"]),
+        // Pure strict/standard planning: names, tables, priorities, setup and teardown plans.
+        .target(name: "EnforcingMode", dependencies: ["NetModel"]),
+        // CNI spec types: NetConf, results for every version, errors, environment.
+        .target(name: "CNI", dependencies: ["NetModel"]),
+        // ipamd RPC messages and framing, pod-eni annotation decoding; shared by both executables.
+        .target(name: "IPAMDProtocol", dependencies: ["NetModel"]),
+        // Applies plans through Netlink with rollback; sysctls; live-state discovery for DEL/CHECK.
+        .target(name: "Datapath", dependencies: [
+            "Netlink", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The CNI plugin's command logic (ADD/DEL/CHECK/STATUS/VERSION) behind protocols.
+        .target(name: "CNIPlugin", dependencies: [
+            "CNI", "IPAMDProtocol", "Datapath", "EnforcingMode", "NetModel",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // ipamd: config, pod-ENI sources, RPC and debug servers.
+        .target(name: "IPAMDCore", dependencies: [
+            "IPAMDProtocol", "NetModel", "Netlink", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "aws-cni", dependencies: [
+            "CNIPlugin", "CNI", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .executableTarget(name: "ipamd", dependencies: [
+            "IPAMDCore", "Netlink", .product(name: "Logging", package: "swift-log"),
+        ]),
+        .testTarget(name: "UnitTests", dependencies: [
+            "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath",
+        ]),
+        .testTarget(name: "PrivilegedTests", dependencies: [
+            "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNIPlugin", "IPAMDProtocol",
+        ]),
+    ]
+)

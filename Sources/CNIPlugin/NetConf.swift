@@ -1,0 +1,98 @@
+import CNI
+import EnforcingMode
+
+/// The network configuration on stdin, as the runtime passes it (conflist entry + runtime keys).
+public struct NetConf: Decodable, Sendable {
+    public var cniVersion: String?
+    public var name: String?
+    public var type: String?
+    public var vethPrefix: String?
+    /// A string in the reference's conflist ("9001"); a number is accepted too.
+    public var mtu: String?
+    public var podSGEnforcingMode: String?
+    public var pluginLogFile: String?
+    public var pluginLogLevel: String?
+    /// Ours: where ipamd listens (default /var/run/aws-node/ipamd.sock).
+    public var ipamdSocket: String?
+    public var prevResult: CNIResult?
+
+    enum CodingKeys: String, CodingKey {
+        case cniVersion, name, type, vethPrefix, mtu, podSGEnforcingMode, pluginLogFile, pluginLogLevel, ipamdSocket, prevResult
+    }
+
+    public init(cniVersion: String? = nil) { self.cniVersion = cniVersion }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        cniVersion = try c.decodeIfPresent(String.self, forKey: .cniVersion)
+        name = try c.decodeIfPresent(String.self, forKey: .name)
+        type = try c.decodeIfPresent(String.self, forKey: .type)
+        vethPrefix = try c.decodeIfPresent(String.self, forKey: .vethPrefix)
+        if let s = try? c.decodeIfPresent(String.self, forKey: .mtu) {
+            mtu = s
+        } else {
+            mtu = try c.decodeIfPresent(Int.self, forKey: .mtu).map(String.init)
+        }
+        podSGEnforcingMode = try c.decodeIfPresent(String.self, forKey: .podSGEnforcingMode)
+        pluginLogFile = try c.decodeIfPresent(String.self, forKey: .pluginLogFile)
+        pluginLogLevel = try c.decodeIfPresent(String.self, forKey: .pluginLogLevel)
+        ipamdSocket = try c.decodeIfPresent(String.self, forKey: .ipamdSocket)
+        prevResult = try c.decodeIfPresent(CNIResult.self, forKey: .prevResult)
+    }
+}
+
+/// NetConf after validation: every value typed and in range.
+public struct PluginConfig: Sendable, Hashable {
+    public static let defaultSocket = "/var/run/aws-node/ipamd.sock"
+    public static let defaultLogFile = "/var/log/aws-routed-eni/plugin.log"
+    public static let mtuRange: ClosedRange<UInt32> = 576...9001
+    public static let reservedPrefixes: Set<String> = ["eth", "lo", "vlan"]
+    public static let logLevels = ["debug", "info", "warn", "error"]
+
+    public var cniVersion: String
+    public var networkName: String
+    public var mode: PodSGEnforcingMode
+    public var vethPrefix: String
+    public var mtu: UInt32
+    public var logFile: String
+    public var logLevel: String
+    public var ipamdSocket: String
+    public var prevResult: CNIResult?
+
+    /// Version problems are code 1; every other bad value is code 7 and names the key.
+    public static func validate(_ c: NetConf) throws(CNIError) -> PluginConfig {
+        guard let v = c.cniVersion, !v.isEmpty else { throw CNIError(.invalidConfig, "network configuration has no cniVersion") }
+        try CNIVersion.check(v)
+
+        let modeText = c.podSGEnforcingMode ?? PodSGEnforcingMode.strict.rawValue
+        guard let mode = PodSGEnforcingMode(rawValue: modeText) else {
+            throw CNIError(.invalidConfig, "invalid podSGEnforcingMode \"\(modeText)\"", details: "accepted values: strict, standard")
+        }
+        let prefix = c.vethPrefix ?? Naming.defaultVethPrefix
+        guard (1...Naming.maxVethPrefixLength).contains(prefix.utf8.count),
+              prefix.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }) else {
+            throw CNIError(.invalidConfig, "invalid vethPrefix \"\(prefix)\"", details: "1 to 4 ASCII letters or digits")
+        }
+        guard !reservedPrefixes.contains(prefix) else {
+            throw CNIError(.invalidConfig, "invalid vethPrefix \"\(prefix)\"", details: "\(reservedPrefixes.sorted().joined(separator: ", ")) are reserved")
+        }
+        let mtuText = c.mtu ?? "9001"
+        guard let mtu = UInt32(mtuText), mtuRange.contains(mtu) else {
+            throw CNIError(.invalidConfig, "invalid mtu \"\(mtuText)\"", details: "an integer in \(mtuRange.lowerBound)...\(mtuRange.upperBound)")
+        }
+        let level = (c.pluginLogLevel ?? "debug").lowercased()
+        guard logLevels.contains(level) else {
+            throw CNIError(.invalidConfig, "invalid pluginLogLevel \"\(c.pluginLogLevel ?? "")\"", details: "accepted values: Debug, Info, Warn, Error")
+        }
+        let logFile = c.pluginLogFile ?? defaultLogFile
+        guard logFile != "stdout" else {
+            throw CNIError(.invalidConfig, "invalid pluginLogFile \"stdout\"", details: "stdout carries the CNI result; use a file path or stderr")
+        }
+        let socket = c.ipamdSocket ?? defaultSocket
+        guard socket.hasPrefix("/") else {
+            throw CNIError(.invalidConfig, "invalid ipamdSocket \"\(socket)\"", details: "an absolute path")
+        }
+        return PluginConfig(cniVersion: v, networkName: c.name ?? "", mode: mode, vethPrefix: prefix, mtu: mtu,
+                            logFile: logFile, logLevel: level, ipamdSocket: socket, prevResult: c.prevResult)
+    }
+}

@@ -1,0 +1,236 @@
+import CNI
+import Datapath
+import EnforcingMode
+import IPAMDProtocol
+import Logging
+import NetModel
+import Netlink
+
+/// The plugin's commands. All I/O goes through `ipamd` and `datapath`, so tests run it on fakes.
+public struct Plugin {
+    public var env: CNIEnvironment
+    public var config: PluginConfig
+    public var ipamd: any IPAMDClient
+    public var datapath: any DatapathProvider
+    public var logger: Logger
+
+    public init(env: CNIEnvironment, config: PluginConfig, ipamd: any IPAMDClient, datapath: any DatapathProvider, logger: Logger) {
+        self.env = env; self.config = config; self.ipamd = ipamd; self.datapath = datapath; self.logger = logger
+    }
+
+    var podRequest: PodRequest {
+        PodRequest(podName: env.args.podName ?? "", podNamespace: env.args.podNamespace ?? "", podUID: env.args.podUID ?? "",
+                   containerID: env.containerID, netns: env.netns, ifName: env.ifName, networkName: config.networkName)
+    }
+
+    /// Host veth name for a mode: pod identity when the runtime passed one, else the container id.
+    func hostVethName(mode: PodSGEnforcingMode) -> String {
+        let prefix = Naming.vethPrefix(mode: mode, configuredPrefix: config.vethPrefix)
+        return env.args.hasPodIdentity
+            ? Naming.hostVethName(prefix: prefix, podNamespace: env.args.podNamespace!, podName: env.args.podName!)
+            : Naming.hostVethName(prefix: prefix, containerID: env.containerID)
+    }
+
+    var dummyName: String {
+        env.args.hasPodIdentity
+            ? Naming.hostVethName(prefix: "dummy", podNamespace: env.args.podNamespace!, podName: env.args.podName!)
+            : Naming.hostVethName(prefix: "dummy", containerID: env.containerID)
+    }
+
+    // MARK: ADD
+
+    public func add() throws(CNIError) -> CNIResult {
+        let network = try ask(.addNetwork)
+        let pod = try branchPod(from: network)
+        let ctx = try open { () throws(NetlinkError) in try datapath.podContext(netnsPath: env.netns) }
+        let applier = PlanApplier(context: ctx, logger: logger)
+        applier.teardown(BranchPodPlanner.cleanupBeforeSetup(pod))
+        do {
+            try applier.setup(BranchPodPlanner.setup(pod))
+        } catch {
+            // ADD failed and undid itself; ipamd must not count the pod as served.
+            _ = try? ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest))
+            throw CNIError(.datapathFailure, "failed to set up branch pod datapath", details: "\(error)")
+        }
+        logger.info("branch pod added", metadata: ["vlan": "\(pod.vlanID)", "ip": "\(pod.podIP)", "host_veth": "\(pod.hostVeth)", "mode": "\(pod.mode.rawValue)"])
+        return result(for: pod, ctx: ctx)
+    }
+
+    func branchPod(from n: PodNetwork) throws(CNIError) -> BranchPod {
+        guard n.branch else {
+            throw CNIError(.notBranchPod, "pod \(podRequest.key) is not a branch-ENI pod",
+                           details: "this plugin serves security-group-for-pods branch interfaces only; regular pods need a pool-based CNI")
+        }
+        guard let ipText = n.podIPv4, let ip = IPAddress(ipText), let gwText = n.subnetGatewayV4, let gw = IPAddress(gwText),
+              let macText = n.branchMAC, let mac = MACAddress(macText), Naming.validVLANIDs.contains(n.vlanID), n.parentIfIndex > 0 else {
+            throw CNIError(.ipamdFailure, "ipamd returned incomplete branch details for \(podRequest.key)")
+        }
+        return BranchPod(mode: config.mode, vlanID: n.vlanID, podIP: ip, subnetGateway: gw, branchMAC: mac,
+                         trunkIndex: n.parentIfIndex, hostVeth: hostVethName(mode: config.mode),
+                         containerInterface: env.ifName, mtu: config.mtu)
+    }
+
+    func result(for pod: BranchPod, ctx: DatapathContext) -> CNIResult {
+        let hostMAC = (try? ctx.host.link(named: pod.hostVeth))??.mac?.description
+        let podMAC = (try? ctx.pod?.link(named: pod.containerInterface))??.mac?.description
+        return CNIResult(
+            cniVersion: config.cniVersion,
+            interfaces: [
+                .init(name: pod.hostVeth, mac: hostMAC),
+                .init(name: pod.containerInterface, mac: podMAC, sandbox: env.netns),
+                // Records the VLAN id so DEL can tear down from prevResult alone.
+                .init(name: dummyName, mac: String(pod.vlanID)),
+            ],
+            ips: [.init(address: IPPrefix(host: pod.podIP).description, gateway: pod.subnetGateway.description, interface: 1)]
+        ).converted(to: config.cniVersion)
+    }
+
+    // MARK: DEL
+
+    public func del() throws(CNIError) {
+        let ctx = try open { () throws(NetlinkError) in try datapath.hostContext() }
+        let applier = PlanApplier(context: ctx, logger: logger)
+        var failures: [DatapathError] = []
+        if let id = Self.identity(fromPrevResult: config.prevResult) {
+            // Everything needed is in prevResult: no ipamd round trip on the critical path.
+            logger.debug("DEL from prevResult", metadata: ["vlan": "\(id.vlanID)"])
+            if id.vlanID != 0 {
+                failures = applier.teardown(BranchPodPlanner.teardown(id))
+            } else if let veth = id.hostVeth {
+                failures = applier.teardown([.deleteLink(.host, veth)])
+            }
+            _ = try? ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest))
+        } else {
+            let candidates = [hostVethName(mode: config.mode), hostVethName(mode: config.mode == .strict ? .standard : .strict)]
+            do {
+                let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest))
+                if let n = reply.network, n.branch {
+                    let live = candidates.first { (try? ctx.host.link(named: $0)) != nil } ?? candidates[0]
+                    let id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: live)
+                    failures = applier.teardown(BranchPodPlanner.teardown(id))
+                } else {
+                    failures = discoverAndTearDown(candidates, ctx: ctx, applier: applier)
+                }
+            } catch {
+                // ipamd down or pod unknown: a DEL that fails blocks pod deletion forever, so
+                // remove whatever the live state shows belongs to this pod and succeed.
+                logger.warning("ipamd unavailable for DEL; tearing down from live state", metadata: ["error": "\(error)"])
+                failures = discoverAndTearDown(candidates, ctx: ctx, applier: applier)
+            }
+        }
+        if let first = failures.first {
+            throw CNIError(.datapathFailure, "failed to remove branch pod datapath", details: "\(first)")
+        }
+    }
+
+    func discoverAndTearDown(_ candidates: [String], ctx: DatapathContext, applier: PlanApplier) -> [DatapathError] {
+        var failures: [DatapathError] = []
+        for veth in candidates {
+            if let id = try? LiveDiscovery.branchPod(hostVeth: veth, host: ctx.host) {
+                failures += applier.teardown(BranchPodPlanner.teardown(id))
+            }
+            failures += applier.teardown([.deleteRules(RuleSelector(priority: Priority.strictIIF, inputInterface: veth)),
+                                          .deleteLink(.host, veth)])
+        }
+        return failures
+    }
+
+    /// VLAN id from the `dummy` interface's mac, pod IP from ips[0], host veth from interfaces[0].
+    static func identity(fromPrevResult r: CNIResult?) -> BranchPodIdentity? {
+        guard let r, let ifs = r.interfaces, let dummy = ifs.last(where: { $0.name.hasPrefix("dummy") }),
+              let vlanText = dummy.mac, let vlan = UInt16(vlanText) else { return nil }
+        let ip = r.ips?.first.flatMap { IPPrefix($0.address)?.address }
+        let veth = ifs.first { $0.sandbox == nil && !$0.name.hasPrefix("dummy") }?.name
+        return BranchPodIdentity(vlanID: vlan, podIP: ip, hostVeth: veth)
+    }
+
+    // MARK: CHECK
+
+    public func check() throws(CNIError) {
+        guard let prev = config.prevResult else {
+            throw CNIError(.invalidConfig, "CHECK needs prevResult in the network configuration")
+        }
+        guard let id = Self.identity(fromPrevResult: prev), let ip = id.podIP, let veth = id.hostVeth else {
+            throw CNIError(.invalidConfig, "prevResult does not describe a branch pod (no dummy VLAN record, IP or host veth)")
+        }
+        guard id.vlanID != 0 else { throw CNIError(.notBranchPod, "prevResult describes a regular pod; nothing to check") }
+        let ctx = try open { () throws(NetlinkError) in try datapath.podContext(netnsPath: env.netns) }
+        var problems: [String] = []
+        // ipamd knows the branch MAC and trunk; without it, check everything else.
+        var mac: MACAddress?
+        var trunk: Int32 = 0
+        if let n = try? ipamd.call(RPCRequest(method: .getNetwork, pod: podRequest)).network, n.branch {
+            mac = n.branchMAC.flatMap { MACAddress($0) }
+            trunk = n.parentIfIndex
+            if n.vlanID != id.vlanID { problems.append("ipamd says VLAN \(n.vlanID), prevResult says \(id.vlanID)") }
+            if n.podIPv4 != ip.description { problems.append("ipamd says pod IP \(n.podIPv4 ?? "none"), prevResult says \(ip)") }
+        }
+        if mac == nil {
+            mac = (try? ctx.host.link(named: Naming.vlanLinkName(vlanID: id.vlanID)))??.mac
+        }
+        let gw = prev.ips?.first?.gateway.flatMap { IPAddress($0) } ?? ip
+        let pod = BranchPod(mode: config.mode, vlanID: id.vlanID, podIP: ip, subnetGateway: gw,
+                            branchMAC: mac ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!, trunkIndex: trunk,
+                            hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu)
+        do {
+            problems += try PlanVerifier(context: ctx).differences(BranchPodPlanner.setup(pod))
+        } catch {
+            throw CNIError(.datapathFailure, "CHECK could not read the datapath", details: "\(error)")
+        }
+        if !problems.isEmpty {
+            throw CNIError(.checkMismatch, "datapath does not match prevResult", details: problems.joined(separator: "; "))
+        }
+    }
+
+    // MARK: GC
+
+    /// Accepted so runtimes that send GC get success. Branch pods are reclaimed by DEL (which
+    /// never fails on absence) and by ADD's cleanup of same-name leftovers; a GC that maps
+    /// attachments to VLANs needs per-attachment state, which is planned, not built.
+    public func gc() throws(CNIError) {
+        logger.debug("GC: nothing to collect without per-attachment state")
+    }
+
+    // MARK: STATUS
+
+    public func status() throws(CNIError) {
+        do {
+            let reply = try ipamd.call(RPCRequest(method: .ping))
+            if !reply.success { throw CNIError(.notAvailable, "ipamd is not ready", details: reply.error?.message ?? "") }
+        } catch let e as IPAMDClientError {
+            throw CNIError(.notAvailable, "ipamd is not available", details: "\(e)")
+        } catch let e as CNIError {
+            throw e
+        } catch {
+            throw CNIError(.notAvailable, "ipamd is not available", details: "\(error)")
+        }
+    }
+
+    // MARK: helpers
+
+    func ask(_ method: RPCMethod) throws(CNIError) -> PodNetwork {
+        let reply: RPCReply
+        do { reply = try ipamd.call(RPCRequest(method: method, pod: podRequest)) } catch {
+            switch error {
+            case .unreachable, .transport: throw CNIError(.tryAgainLater, "ipamd is not available", details: "\(error)")
+            case .protocolError: throw CNIError(.ipamdFailure, "ipamd answered in an unexpected way", details: "\(error)")
+            }
+        }
+        if let f = reply.error {
+            switch f.code {
+            case .pending: throw CNIError(.tryAgainLater, "branch interface details for \(podRequest.key) have not arrived yet", details: f.message)
+            case .podNotFound: throw CNIError(.notBranchPod, "ipamd has no branch interface for \(podRequest.key)", details: f.message)
+            case .invalidAnnotation: throw CNIError(.ipamdFailure, "invalid pod-eni details for \(podRequest.key)", details: f.message)
+            case .badRequest, .unsupportedVersion, .internal: throw CNIError(.ipamdFailure, "ipamd refused the request", details: f.message)
+            }
+        }
+        guard let n = reply.network else { throw CNIError(.ipamdFailure, "ipamd answered without network details") }
+        return n
+    }
+
+    func open(_ body: () throws(NetlinkError) -> DatapathContext) throws(CNIError) -> DatapathContext {
+        do { return try body() } catch {
+            throw CNIError(.datapathFailure, "cannot open network namespace", details: "\(error)")
+        }
+    }
+}

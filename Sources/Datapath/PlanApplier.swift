@@ -1,0 +1,165 @@
+import EnforcingMode
+import Logging
+import NetModel
+import Netlink
+
+/// The two namespaces a pod's plan touches. The pod side is absent for DEL without a netns.
+public struct DatapathContext {
+    public var host: any NetlinkClient
+    public var pod: (any NetlinkClient)?
+    /// Open fd of the pod netns, for placing the veth peer there; -1 when there is no pod side.
+    public var podNamespaceFD: Int32
+    public var sysctl: any SysctlWriter
+
+    public init(host: any NetlinkClient, pod: (any NetlinkClient)?, podNamespaceFD: Int32, sysctl: any SysctlWriter) {
+        self.host = host; self.pod = pod; self.podNamespaceFD = podNamespaceFD; self.sysctl = sysctl
+    }
+
+    func client(_ side: Side, step: PlanStep) throws(DatapathError) -> any NetlinkClient {
+        switch side {
+        case .host: return host
+        case .pod:
+            guard let pod else { throw DatapathError(step: step.description, cause: .missingLink("pod namespace")) }
+            return pod
+        }
+    }
+
+    func linkIndex(_ side: Side, _ name: String, step: PlanStep) throws(DatapathError) -> Int32 {
+        let c = try client(side, step: step)
+        do {
+            guard let l = try c.link(named: name) else { throw DatapathError(step: step.description, cause: .missingLink(name)) }
+            return l.index
+        } catch let e as NetlinkError {
+            throw DatapathError(step: step.description, cause: .netlink(e))
+        } catch let e as DatapathError {
+            throw e
+        } catch {
+            fatalError("unreachable: typed throws")
+        }
+    }
+}
+
+/// Applies plans step by step. Setup is all or nothing: on the first failure every applied step
+/// is undone in reverse order before the error is returned.
+public struct PlanApplier {
+    public var context: DatapathContext
+    public var logger: Logger
+
+    public init(context: DatapathContext, logger: Logger) { self.context = context; self.logger = logger }
+
+    public func setup(_ steps: [PlanStep]) throws(DatapathError) {
+        var undo: [PlanStep] = []
+        for step in steps {
+            do {
+                try apply(step)
+                undo.append(contentsOf: inverse(of: step))
+                logger.trace("applied", metadata: ["step": "\(step)"])
+            } catch {
+                logger.error("setup failed, rolling back", metadata: ["step": "\(step)", "error": "\(error)", "undo_steps": "\(undo.count)"])
+                rollBack(undo)
+                throw error
+            }
+        }
+    }
+
+    /// Runs every step even after a failure (so one stuck object does not hide the rest);
+    /// absence is success. Returns the failures that were not "not found".
+    @discardableResult
+    public func teardown(_ steps: [PlanStep]) -> [DatapathError] {
+        var failures: [DatapathError] = []
+        for step in steps {
+            do { try apply(step) } catch {
+                if Self.isAbsence(error) { continue }
+                logger.warning("teardown step failed", metadata: ["step": "\(step)", "error": "\(error)"])
+                failures.append(error)
+            }
+        }
+        return failures
+    }
+
+    func rollBack(_ undo: [PlanStep]) {
+        for step in undo.reversed() {
+            do { try apply(step) } catch where !Self.isAbsence(error) {
+                logger.error("rollback step failed", metadata: ["step": "\(step)", "error": "\(error)"])
+            } catch {}
+        }
+    }
+
+    static func isAbsence(_ e: DatapathError) -> Bool {
+        switch e.cause {
+        case .netlink(let n): n.isNotFound
+        case .sysctl(let s): s.isNotFound
+        case .missingLink: true
+        }
+    }
+
+    /// What undoes a setup step. Objects inside a link (addresses, routes through it) go with
+    /// the link, so only links, host routes in shared tables and rules need explicit undo.
+    func inverse(of step: PlanStep) -> [PlanStep] {
+        switch step {
+        case .createVeth(let host, _, _): [.deleteLink(.host, host)]
+        case .createVLAN(let name, _, _, _): [.deleteLink(.host, name)]
+        case .route(let side, let r): [.deleteRoute(side, r)]
+        case .rule(let r):
+            [.deleteRules(RuleSelector(family: r.family, priority: r.priority, table: r.table, inputInterface: r.inputInterface,
+                                       source: r.source, destination: r.destination))]
+        case .linkUp, .sysctl, .address, .neighbor, .deleteLink, .deleteRules, .deleteRoute: []
+        }
+    }
+
+    func apply(_ step: PlanStep) throws(DatapathError) {
+        func nl<T>(_ body: () throws(NetlinkError) -> T) throws(DatapathError) -> T {
+            do { return try body() } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
+        }
+        let ctx = context
+        switch step {
+        case .createVeth(let host, let container, let mtu):
+            guard ctx.podNamespaceFD >= 0 else { throw DatapathError(step: step.description, cause: .missingLink("pod namespace")) }
+            try nl { () throws(NetlinkError) in try ctx.host.addVeth(name: host, peerName: container, peerNamespaceFD: ctx.podNamespaceFD, mtu: mtu) }
+        case .createVLAN(let name, let parent, let id, let mac):
+            try nl { () throws(NetlinkError) in try ctx.host.addVLAN(name: name, parentIndex: parent, vlanID: id, mac: mac) }
+        case .linkUp(let side, let name):
+            let c = try ctx.client(side, step: step)
+            let idx = try ctx.linkIndex(side, name, step: step)
+            try nl { () throws(NetlinkError) in try c.setLinkUp(index: idx) }
+        case .sysctl(_, let key, let value):
+            do { try ctx.sysctl.write(key, value) } catch where error.isNotFound {
+                // No IPv6 in this kernel (or the link is gone): nothing to configure.
+            } catch { throw DatapathError(step: step.description, cause: .sysctl(error)) }
+        case .address(let side, let link, let prefix):
+            let c = try ctx.client(side, step: step)
+            let idx = try ctx.linkIndex(side, link, step: step)
+            do { try c.addAddress(InterfaceAddress(linkIndex: idx, prefix: prefix)) } catch where error.isExists {
+                // Already there: an ADD retried after a crash.
+            } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
+        case .route(let side, let r):
+            let c = try ctx.client(side, step: step)
+            let idx = try ctx.linkIndex(side, r.device, step: step)
+            try nl { () throws(NetlinkError) in try c.replaceRoute(Self.route(r, index: idx)) }
+        case .rule(let r):
+            do { try ctx.host.addRule(r) } catch where error.isExists {
+                // Identical rule present: idempotent.
+            } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
+        case .neighbor(let side, let link, let address, let macOf):
+            let c = try ctx.client(side, step: step)
+            let idx = try ctx.linkIndex(side, link, step: step)
+            let hostLink = try nl { () throws(NetlinkError) in try ctx.host.link(named: macOf) }
+            guard let mac = hostLink?.mac else { throw DatapathError(step: step.description, cause: .missingLink(macOf)) }
+            try nl { () throws(NetlinkError) in try c.addNeighbor(Neighbor(linkIndex: idx, address: address, mac: mac)) }
+        case .deleteLink(let side, let name):
+            let c = try ctx.client(side, step: step)
+            let idx = try ctx.linkIndex(side, name, step: step)
+            try nl { () throws(NetlinkError) in try c.deleteLink(index: idx) }
+        case .deleteRules(let sel):
+            _ = try nl { () throws(NetlinkError) in try ctx.host.deleteRules(family: sel.family, matching: sel.matches) }
+        case .deleteRoute(let side, let r):
+            let c = try ctx.client(side, step: step)
+            let idx = try ctx.linkIndex(side, r.device, step: step)
+            try nl { () throws(NetlinkError) in try c.deleteRoute(Self.route(r, index: idx)) }
+        }
+    }
+
+    static func route(_ r: PlannedRoute, index: Int32) -> Route {
+        Route(destination: r.destination, gateway: r.gateway, outputIndex: index, table: r.table, scope: r.scope)
+    }
+}

@@ -1,0 +1,132 @@
+import NetModel
+
+/// Everything the planner needs to know about one branch pod. Family-generic: an IPv6 pod uses
+/// IPv6 addresses here and gets the IPv6 variants of the same steps.
+public struct BranchPod: Hashable, Sendable {
+    public var mode: PodSGEnforcingMode
+    public var vlanID: UInt16
+    public var podIP: IPAddress
+    /// The branch ENI's subnet router (IPv4: network + 1; IPv6: fe80:ec2::1).
+    public var subnetGateway: IPAddress
+    public var branchMAC: MACAddress
+    /// Trunk ifindex in the host namespace. Only setup needs it; teardown ignores it.
+    public var trunkIndex: Int32
+    public var hostVeth: String
+    public var containerInterface: String
+    public var mtu: UInt32
+
+    public init(mode: PodSGEnforcingMode, vlanID: UInt16, podIP: IPAddress, subnetGateway: IPAddress,
+                branchMAC: MACAddress, trunkIndex: Int32, hostVeth: String, containerInterface: String, mtu: UInt32) {
+        self.mode = mode; self.vlanID = vlanID; self.podIP = podIP; self.subnetGateway = subnetGateway
+        self.branchMAC = branchMAC; self.trunkIndex = trunkIndex; self.hostVeth = hostVeth
+        self.containerInterface = containerInterface; self.mtu = mtu
+    }
+
+    public var vlanLink: String { Naming.vlanLinkName(vlanID: vlanID) }
+    public var table: UInt32 { Naming.routeTable(vlanID: vlanID) }
+    public var family: AddressFamily { podIP.family }
+    var podHost: IPPrefix { IPPrefix(host: podIP) }
+    var podGateway: IPAddress { family == .ipv4 ? Naming.podGatewayV4 : Naming.podGatewayV6 }
+    var defaultDestination: IPPrefix { IPPrefix(address: family == .ipv4 ? IPAddress("0.0.0.0")! : IPAddress("::")!, length: 0)! }
+}
+
+/// What a teardown needs: identity only, so DEL can run from prevResult or from live state.
+public struct BranchPodIdentity: Hashable, Sendable {
+    public var vlanID: UInt16
+    public var podIP: IPAddress?
+    public var hostVeth: String?
+
+    public init(vlanID: UInt16, podIP: IPAddress?, hostVeth: String?) {
+        self.vlanID = vlanID; self.podIP = podIP; self.hostVeth = hostVeth
+    }
+}
+
+public enum BranchPodPlanner {
+    /// The ordered steps that build a branch pod's datapath (SPEC section 3).
+    public static func setup(_ p: BranchPod) -> [PlanStep] {
+        var steps: [PlanStep] = []
+        // Pod side first: the veth and the pod's view of the world (link-local gateway).
+        steps.append(.createVeth(host: p.hostVeth, container: p.containerInterface, mtu: p.mtu))
+        steps.append(.linkUp(.host, p.hostVeth))
+        steps += ipv6LinkSysctls(p.hostVeth)
+        steps.append(.linkUp(.pod, p.containerInterface))
+        steps.append(.address(.pod, link: p.containerInterface, p.podHost))
+        steps.append(.route(.pod, PlannedRoute(destination: IPPrefix(host: p.podGateway), device: p.containerInterface, scope: .link)))
+        steps.append(.route(.pod, PlannedRoute(destination: p.defaultDestination, gateway: p.podGateway, device: p.containerInterface)))
+        steps.append(.neighbor(.pod, link: p.containerInterface, address: p.podGateway, macOf: p.hostVeth))
+        // Then the branch ENI: VLAN sub-interface on the trunk with the branch MAC, and its table.
+        steps.append(.createVLAN(name: p.vlanLink, parentIndex: p.trunkIndex, vlanID: p.vlanID, mac: p.branchMAC))
+        steps += ipv6LinkSysctls(p.vlanLink)
+        steps.append(.linkUp(.host, p.vlanLink))
+        steps.append(.route(.host, PlannedRoute(destination: IPPrefix(host: p.subnetGateway), device: p.vlanLink, table: p.table, scope: .link)))
+        steps.append(.route(.host, PlannedRoute(destination: p.defaultDestination, gateway: p.subnetGateway, device: p.vlanLink, table: p.table)))
+        steps += modeSteps(p)
+        return steps
+    }
+
+    /// Routes and rules that differ by mode.
+    static func modeSteps(_ p: BranchPod) -> [PlanStep] {
+        switch p.mode {
+        case .strict:
+            // All traffic to and from the pod goes through the branch ENI's table.
+            return [
+                .route(.host, PlannedRoute(destination: p.podHost, device: p.hostVeth, table: p.table, scope: .link)),
+                .rule(Rule(family: p.family, priority: Priority.strictIIF, table: p.table, inputInterface: p.vlanLink)),
+                .rule(Rule(family: p.family, priority: Priority.strictIIF, table: p.table, inputInterface: p.hostVeth)),
+            ]
+        case .standard:
+            // Traffic to the pod uses main (node and other pods reach it directly); traffic from
+            // the pod that main does not route locally leaves through the branch ENI.
+            return [
+                .route(.host, PlannedRoute(destination: p.podHost, device: p.hostVeth, table: RouteTable.main, scope: .link)),
+                .rule(Rule(family: p.family, priority: Priority.standardToPod, table: RouteTable.main, destination: p.podHost)),
+                .rule(Rule(family: p.family, priority: Priority.standardFromPod, table: p.table, source: p.podHost)),
+            ]
+        }
+    }
+
+    /// Removes everything either mode may have built for this pod, whichever mode built it.
+    /// Every step tolerates absence.
+    public static func teardown(_ id: BranchPodIdentity, family: AddressFamily = .ipv4) -> [PlanStep] {
+        let table = Naming.routeTable(vlanID: id.vlanID)
+        var steps: [PlanStep] = [
+            .deleteLink(.host, Naming.vlanLinkName(vlanID: id.vlanID)),
+            .deleteRules(RuleSelector(family: family, priority: Priority.strictIIF, table: table)),
+        ]
+        if let ip = id.podIP {
+            let host = IPPrefix(host: ip)
+            steps.append(.deleteRules(RuleSelector(family: ip.family, priority: Priority.standardToPod, destination: host)))
+            steps.append(.deleteRules(RuleSelector(family: ip.family, priority: Priority.standardFromPod, source: host)))
+            if let veth = id.hostVeth {
+                steps.append(.deleteRoute(.host, PlannedRoute(destination: host, device: veth, table: RouteTable.main, scope: .link)))
+            }
+        }
+        // The host veth goes too, so a DEL with the pod netns still alive leaves nothing behind.
+        if let veth = id.hostVeth { steps.append(.deleteLink(.host, veth)) }
+        return steps
+    }
+
+    /// Before building, remove leftovers of an earlier pod with the same name or VLAN: stale
+    /// `iif <hostVeth>` rules, a stale `vlan.eth.N`, the old host veth and its routes.
+    public static func cleanupBeforeSetup(_ p: BranchPod) -> [PlanStep] {
+        [.deleteRules(RuleSelector(family: p.family, priority: Priority.strictIIF, inputInterface: p.hostVeth))]
+            + teardown(BranchPodIdentity(vlanID: p.vlanID, podIP: p.podIP, hostVeth: p.hostVeth), family: p.family)
+    }
+
+    static func ipv6LinkSysctls(_ link: String) -> [PlanStep] {
+        [
+            .sysctl(.host, key: "net/ipv6/conf/\(link)/accept_ra", value: "0"),
+            .sysctl(.host, key: "net/ipv6/conf/\(link)/accept_redirects", value: "1"),
+            .sysctl(.host, key: "net/ipv6/conf/\(link)/forwarding", value: "0"),
+        ]
+    }
+}
+
+/// Rule priorities (SPEC section 3 and 4).
+public enum Priority {
+    public static let strictIIF: UInt32 = 10
+    public static let localMovedTo: UInt32 = 20
+    public static let standardToPod: UInt32 = 512
+    public static let connmark: UInt32 = 1024
+    public static let standardFromPod: UInt32 = 1536
+}

@@ -1,0 +1,55 @@
+import NetModel
+
+/// How a branch pod's traffic is steered. Strict: everything through the branch ENI (its security
+/// groups apply to all of it). Standard: pod-to-pod/node traffic stays on the node's main table.
+public enum PodSGEnforcingMode: String, Sendable, Hashable, Codable, CaseIterable {
+    case strict
+    case standard
+}
+
+/// Names and numbers fixed by compatibility with the reference CNI (SPEC section 3).
+public enum Naming {
+    public static let strictVethPrefix = "vlan"
+    public static let defaultVethPrefix = "eni"
+    public static let maxVethPrefixLength = 4
+    public static let maxLinkNameLength = 15
+    public static let tableOffset: UInt32 = 100
+    public static let validVLANIDs: ClosedRange<UInt16> = 1...4094
+    /// The pod's default gateway is this link-local address, answered by a permanent neighbour entry.
+    public static let podGatewayV4 = IPAddress.v4(IPv4Address(169, 254, 1, 1))
+    public static let podGatewayV6 = IPAddress("fe80::1")!
+    /// The VPC's IPv6 subnet router is always this address.
+    public static let subnetGatewayV6 = IPAddress("fe80:ec2::1")!
+
+    public static func vlanLinkName(vlanID: UInt16) -> String { "vlan.eth.\(vlanID)" }
+
+    public static func routeTable(vlanID: UInt16) -> UInt32 { UInt32(vlanID) + tableOffset }
+
+    /// The VLAN id behind a per-pod table number, if it is one.
+    public static func vlanID(forTable table: UInt32) -> UInt16? {
+        guard table > tableOffset, let v = UInt16(exactly: table - tableOffset), validVLANIDs.contains(v) else { return nil }
+        return v
+    }
+
+    /// `<prefix>` + 11 hex digits of SHA-1("<namespace>.<name>"), as the reference names host veths.
+    public static func hostVethName(prefix: String, podNamespace: String, podName: String) -> String {
+        prefix + String(SHA1.hex("\(podNamespace).\(podName)").prefix(11))
+    }
+
+    /// For runtimes that pass no pod identity (containerd's ctr): hash the container id instead,
+    /// so concurrent containers never share a name.
+    public static func hostVethName(prefix: String, containerID: String) -> String {
+        prefix + String(SHA1.hex(containerID).prefix(11))
+    }
+
+    /// The host veth prefix a pod gets in a mode.
+    public static func vethPrefix(mode: PodSGEnforcingMode, configuredPrefix: String) -> String {
+        mode == .strict ? strictVethPrefix : configuredPrefix
+    }
+
+    /// Subnet router of an IPv4 subnet: network address + 1 (10.0.32.0/19 gives 10.0.32.1).
+    public static func subnetGatewayV4(subnet: IPPrefix) -> IPAddress? {
+        guard case .v4(let net) = subnet.network.address else { return nil }
+        return .v4(IPv4Address(net.value &+ 1))
+    }
+}

@@ -1,0 +1,71 @@
+import IPAMDProtocol
+import Logging
+import NetModel
+
+/// Answers RPC requests. Pure with respect to sockets: the server feeds it decoded requests.
+public final class RPCHandler: Sendable {
+    let config: IPAMDConfig
+    let source: any PodENISource
+    let trunk: any TrunkLocator
+    public let registry: PodRegistry
+    let logger: Logger
+
+    public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry, logger: Logger) {
+        self.config = config; self.source = source; self.trunk = trunk; self.registry = registry; self.logger = logger
+    }
+
+    public func handle(_ request: RPCRequest) -> RPCReply {
+        if request.method == .ping { return RPCReply(network: nil) }
+        guard let pod = request.pod, !pod.containerID.isEmpty || !pod.podName.isEmpty else {
+            return RPCReply(error: RPCFailure(.badRequest, "\(request.method.rawValue) needs a pod (name and namespace, or container id)"))
+        }
+        switch request.method {
+        case .ping: return RPCReply(network: nil)
+        case .addNetwork: return add(pod, record: true)
+        case .getNetwork: return add(pod, record: false)
+        case .delNetwork: return del(pod)
+        }
+    }
+
+    func add(_ pod: PodRequest, record: Bool) -> RPCReply {
+        switch source.lookup(key: pod.key, containerID: pod.containerID) {
+        case .notFound:
+            logger.info("no branch details for pod", metadata: ["pod": "\(pod.key)", "container_id": "\(pod.containerID)"])
+            return RPCReply(error: RPCFailure(.podNotFound, "no pod-eni entry for \(pod.key)\(pod.podName.isEmpty ? "" : " or container \(pod.containerID)")"))
+        case .invalid(let e):
+            logger.error("invalid branch details", metadata: ["pod": "\(pod.key)", "error": "\(e)"])
+            return RPCReply(error: RPCFailure(.invalidAnnotation, e.description))
+        case .branch(let eni):
+            let index: Int32?
+            do { index = try trunk.trunkIndex() } catch {
+                return RPCReply(error: RPCFailure(.internal, "cannot look up trunk \(config.trunk): \(error)"))
+            }
+            guard let index else {
+                return RPCReply(error: RPCFailure(.internal, "trunk interface \(config.trunk) not found on this node"))
+            }
+            let network = PodNetwork(branch: true, podIPv4: eni.ipv4?.description, podIPv6: eni.ipv6?.description, vlanID: eni.vlanID,
+                                     branchMAC: eni.mac.description, branchENIID: eni.eniID, subnetCIDR: eni.subnetV4?.description,
+                                     subnetGatewayV4: eni.gatewayV4?.description, parentIfIndex: index,
+                                     vpcCIDRs: config.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT)
+            if record {
+                registry.record(ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
+                                          ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
+                                          ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now()),
+                                key: pod.key)
+                logger.info("served branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(eni.vlanID)", "ip": "\(eni.ipv4?.description ?? "")"])
+            }
+            return RPCReply(network: network)
+        }
+    }
+
+    func del(_ pod: PodRequest) -> RPCReply {
+        let served = registry.remove(key: pod.key)
+        if let s = served {
+            logger.info("released branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(s.vlanID)"])
+            return RPCReply(network: PodNetwork(branch: true, podIPv4: s.ipv4, vlanID: s.vlanID, branchMAC: s.mac, branchENIID: s.eniID,
+                                                vpcCIDRs: config.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT))
+        }
+        // Not served by this ipamd run (e.g. it restarted): the source still knows the pod.
+        return add(pod, record: false)
+    }
+}

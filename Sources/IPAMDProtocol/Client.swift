@@ -1,0 +1,58 @@
+/// What the plugin needs from ipamd. A protocol so plugin logic is testable without a server.
+public protocol IPAMDClient {
+    func call(_ request: RPCRequest) throws(IPAMDClientError) -> RPCReply
+}
+
+public enum IPAMDClientError: Error, Sendable, CustomStringConvertible {
+    /// Nothing listens on the socket: ipamd is not running.
+    case unreachable(path: String, SocketError)
+    /// Connected, but the exchange broke (timeout, reset).
+    case transport(SocketError)
+    /// The answer was not a frame of our version, or not our JSON.
+    case protocolError(String)
+
+    public var description: String {
+        switch self {
+        case .unreachable(let p, let e): "ipamd is not reachable at \(p): \(e)"
+        case .transport(let e): "ipamd connection failed: \(e)"
+        case .protocolError(let m): "ipamd protocol error: \(m)"
+        }
+    }
+}
+
+/// One request per connection over the ipamd Unix socket.
+public struct SocketIPAMDClient: IPAMDClient {
+    public var path: String
+    public var timeoutSeconds: Int
+
+    public init(path: String, timeoutSeconds: Int = 30) { self.path = path; self.timeoutSeconds = timeoutSeconds }
+
+    public func call(_ request: RPCRequest) throws(IPAMDClientError) -> RPCReply {
+        let s: UnixStream
+        do { s = try UnixStream.connect(path: path, timeoutSeconds: timeoutSeconds) } catch {
+            throw error.isUnreachable ? .unreachable(path: path, error) : .transport(error)
+        }
+        defer { s.close() }
+        do {
+            try s.writeAll(Framing.encode(message: request))
+            switch try s.readFrame() {
+            case .eof: throw IPAMDClientError.protocolError("ipamd closed the connection without answering")
+            case .badMagic: throw IPAMDClientError.protocolError("answer is not an ipamd frame")
+            case .tooLarge(let n): throw IPAMDClientError.protocolError("answer of \(n) bytes exceeds the limit")
+            case .frame(let version, let payload):
+                // A server of another version answers with its own version and an error payload.
+                let reply: RPCReply
+                do { reply = try Framing.decode(RPCReply.self, payload: payload) } catch {
+                    throw IPAMDClientError.protocolError("ipamd speaks protocol version \(version), this plugin \(Framing.version); undecodable answer")
+                }
+                return reply
+            }
+        } catch let e as SocketError {
+            throw .transport(e)
+        } catch let e as IPAMDClientError {
+            throw e
+        } catch {
+            throw .protocolError("\(error)")
+        }
+    }
+}

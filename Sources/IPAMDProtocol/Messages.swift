@@ -1,0 +1,95 @@
+/// RPC messages between aws-cni and ipamd (JSON inside the versioned frame of `Framing`).
+
+public enum RPCMethod: String, Codable, Sendable {
+    case addNetwork = "AddNetwork"
+    case delNetwork = "DelNetwork"
+    /// Lookup without side effects, for CHECK.
+    case getNetwork = "GetNetwork"
+    /// Liveness for CNI STATUS: ipamd answers when it serves.
+    case ping = "Ping"
+}
+
+/// The pod as the runtime identified it to the plugin.
+public struct PodRequest: Codable, Sendable, Hashable {
+    public var podName: String
+    public var podNamespace: String
+    public var podUID: String
+    public var containerID: String
+    public var netns: String
+    public var ifName: String
+    public var networkName: String
+
+    public init(podName: String = "", podNamespace: String = "", podUID: String = "", containerID: String,
+                netns: String = "", ifName: String = "eth0", networkName: String = "") {
+        self.podName = podName; self.podNamespace = podNamespace; self.podUID = podUID
+        self.containerID = containerID; self.netns = netns; self.ifName = ifName; self.networkName = networkName
+    }
+
+    /// "namespace/name" when the runtime passed a pod identity, else the container id.
+    public var key: String { podName.isEmpty ? containerID : "\(podNamespace)/\(podName)" }
+}
+
+public struct RPCRequest: Codable, Sendable, Hashable {
+    public var method: RPCMethod
+    public var pod: PodRequest?
+
+    public init(method: RPCMethod, pod: PodRequest? = nil) { self.method = method; self.pod = pod }
+}
+
+/// Everything the plugin needs to build (or tear down) a pod's datapath.
+public struct PodNetwork: Codable, Sendable, Hashable {
+    /// True for a branch-ENI pod; false for a regular pod.
+    public var branch: Bool
+    public var podIPv4: String?
+    public var podIPv6: String?
+    public var vlanID: UInt16
+    public var branchMAC: String?
+    public var branchENIID: String?
+    public var subnetCIDR: String?
+    public var subnetGatewayV4: String?
+    /// Trunk ifindex in the node namespace.
+    public var parentIfIndex: Int32
+    public var vpcCIDRs: [String]
+    public var externalSNAT: Bool
+
+    public init(branch: Bool, podIPv4: String? = nil, podIPv6: String? = nil, vlanID: UInt16 = 0, branchMAC: String? = nil,
+                branchENIID: String? = nil, subnetCIDR: String? = nil, subnetGatewayV4: String? = nil,
+                parentIfIndex: Int32 = 0, vpcCIDRs: [String] = [], externalSNAT: Bool = false) {
+        self.branch = branch; self.podIPv4 = podIPv4; self.podIPv6 = podIPv6; self.vlanID = vlanID
+        self.branchMAC = branchMAC; self.branchENIID = branchENIID; self.subnetCIDR = subnetCIDR
+        self.subnetGatewayV4 = subnetGatewayV4; self.parentIfIndex = parentIfIndex; self.vpcCIDRs = vpcCIDRs
+        self.externalSNAT = externalSNAT
+    }
+}
+
+public struct RPCFailure: Codable, Sendable, Hashable, Error, CustomStringConvertible {
+    public enum Code: String, Codable, Sendable {
+        /// The frame or JSON could not be understood.
+        case badRequest
+        /// Client and server speak different protocol versions.
+        case unsupportedVersion
+        /// ipamd knows no such pod (no branch details and no pool for regular pods).
+        case podNotFound
+        /// The pod's branch details are invalid; the message names the field.
+        case invalidAnnotation
+        /// The details have not arrived yet: retry later.
+        case pending
+        case `internal`
+    }
+
+    public var code: Code
+    public var message: String
+
+    public init(_ code: Code, _ message: String) { self.code = code; self.message = message }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+public struct RPCReply: Codable, Sendable, Hashable {
+    public var success: Bool
+    public var network: PodNetwork?
+    public var error: RPCFailure?
+
+    public init(network: PodNetwork?) { success = true; self.network = network; error = nil }
+    public init(error: RPCFailure) { success = false; network = nil; self.error = error }
+}

@@ -1,0 +1,182 @@
+import Datapath
+import EnforcingMode
+import Glibc
+import IPAMDProtocol
+import NetModel
+import Netlink
+
+/// An in-memory kernel namespace: enough netlink semantics (EEXIST, ENODEV, routes leaving
+/// with their link, veth peers in another namespace) to test plugin logic without root.
+final class FakeNetlink: NetlinkClient {
+    var linkTable: [String: LinkInfo] = [:]
+    var addressList: [InterfaceAddress] = []
+    var routeList: [Route] = []
+    var ruleList: [Rule] = []
+    var neighborList: [Neighbor] = []
+    var nextIndex: Int32 = 100
+    /// Namespaces by fd, for veth peers.
+    var peers: [Int32: FakeNetlink] = [:]
+    /// Fails the n-th mutating call (1-based) with this errno, to test rollback.
+    var failAt: (call: Int, errno: Int32)?
+    var mutations = 0
+    var calls: [String] = []
+    var supportsVLAN = true
+
+    init() {}
+
+    func mutate(_ op: String) throws(NetlinkError) {
+        mutations += 1
+        calls.append(op)
+        if let f = failAt, f.call == mutations { throw NetlinkError(operation: op, errno: f.errno) }
+    }
+
+    @discardableResult
+    func addLink(_ name: String, kind: String = "", mac: MACAddress? = nil, mtu: UInt32 = 1500, up: Bool = false, parent: Int32 = 0, vlan: UInt16 = 0) -> LinkInfo {
+        nextIndex += 1
+        let m = mac ?? MACAddress(bytes: [0x02, 0, 0, 0, UInt8(nextIndex >> 8), UInt8(nextIndex & 0xff)])!
+        let l = LinkInfo(index: nextIndex, name: name, mac: m, mtu: mtu, isUp: up, kind: kind, parentIndex: parent, vlanID: vlan)
+        linkTable[name] = l
+        return l
+    }
+
+    func removeLink(_ l: LinkInfo) {
+        linkTable[l.name] = nil
+        addressList.removeAll { $0.linkIndex == l.index }
+        routeList.removeAll { $0.outputIndex == l.index }
+        neighborList.removeAll { $0.linkIndex == l.index }
+    }
+
+    func links() throws(NetlinkError) -> [LinkInfo] { Array(linkTable.values) }
+    func link(named name: String) throws(NetlinkError) -> LinkInfo? { linkTable[name] }
+    func link(index: Int32) throws(NetlinkError) -> LinkInfo? { linkTable.values.first { $0.index == index } }
+    func link(withMAC mac: MACAddress) throws(NetlinkError) -> LinkInfo? { linkTable.values.first { $0.mac == mac } }
+
+    func addVeth(name: String, peerName: String, peerNamespaceFD: Int32, mtu: UInt32) throws(NetlinkError) {
+        try mutate("addVeth \(name)")
+        let peerNS = peerNamespaceFD >= 0 ? peers[peerNamespaceFD]! : self
+        guard linkTable[name] == nil, peerNS.linkTable[peerName] == nil else { throw NetlinkError(operation: "addVeth", errno: EEXIST) }
+        let a = addLink(name, kind: "veth", mtu: mtu)
+        let b = peerNS.addLink(peerName, kind: "veth", mtu: mtu)
+        vethPeers[a.name] = (peerNS, b.name)
+    }
+
+    var vethPeers: [String: (FakeNetlink, String)] = [:]
+
+    func addVLAN(name: String, parentIndex: Int32, vlanID: UInt16, mac: MACAddress) throws(NetlinkError) {
+        try mutate("addVLAN \(name)")
+        guard supportsVLAN else { throw NetlinkError(operation: "addVLAN", errno: EOPNOTSUPP) }
+        guard linkTable[name] == nil else { throw NetlinkError(operation: "addVLAN", errno: EEXIST) }
+        guard let parent = linkTable.values.first(where: { $0.index == parentIndex }) else { throw NetlinkError(operation: "addVLAN", errno: ENODEV) }
+        addLink(name, kind: "vlan", mac: mac, mtu: parent.mtu, parent: parentIndex, vlan: vlanID)
+    }
+
+    func setLinkUp(index: Int32) throws(NetlinkError) {
+        try mutate("setLinkUp \(index)")
+        guard let l = linkTable.values.first(where: { $0.index == index }) else { throw NetlinkError(operation: "setLinkUp", errno: ENODEV) }
+        linkTable[l.name]!.isUp = true
+    }
+
+    func setMTU(index: Int32, mtu: UInt32) throws(NetlinkError) {
+        try mutate("setMTU")
+        guard let l = linkTable.values.first(where: { $0.index == index }) else { throw NetlinkError(operation: "setMTU", errno: ENODEV) }
+        linkTable[l.name]!.mtu = mtu
+    }
+
+    func deleteLink(index: Int32) throws(NetlinkError) {
+        try mutate("deleteLink \(index)")
+        guard let l = linkTable.values.first(where: { $0.index == index }) else { throw NetlinkError(operation: "deleteLink", errno: ENODEV) }
+        removeLink(l)
+        if let (ns, peer) = vethPeers.removeValue(forKey: l.name), let p = ns.linkTable[peer] { ns.removeLink(p) }
+    }
+
+    func addAddress(_ a: InterfaceAddress) throws(NetlinkError) {
+        try mutate("addAddress \(a.prefix)")
+        guard !addressList.contains(a) else { throw NetlinkError(operation: "addAddress", errno: EEXIST) }
+        addressList.append(a)
+    }
+    func addresses(family: AddressFamily) throws(NetlinkError) -> [InterfaceAddress] { addressList.filter { $0.prefix.family == family } }
+
+    func replaceRoute(_ r: Route) throws(NetlinkError) {
+        try mutate("replaceRoute \(r)")
+        routeList.removeAll { $0.destination == r.destination && $0.table == r.table }
+        routeList.append(r)
+    }
+    func deleteRoute(_ r: Route) throws(NetlinkError) {
+        try mutate("deleteRoute \(r)")
+        guard let i = routeList.firstIndex(where: { $0.destination == r.destination && $0.table == r.table }) else {
+            throw NetlinkError(operation: "deleteRoute", errno: ESRCH)
+        }
+        routeList.remove(at: i)
+    }
+    func routes(family: AddressFamily) throws(NetlinkError) -> [Route] { routeList.filter { $0.destination.family == family } }
+
+    func addRule(_ r: Rule) throws(NetlinkError) {
+        try mutate("addRule \(r)")
+        guard !ruleList.contains(r) else { throw NetlinkError(operation: "addRule", errno: EEXIST) }
+        ruleList.append(r)
+    }
+    func deleteRule(_ r: Rule) throws(NetlinkError) {
+        try mutate("deleteRule \(r)")
+        guard let i = ruleList.firstIndex(of: r) else { throw NetlinkError(operation: "deleteRule", errno: ENOENT) }
+        ruleList.remove(at: i)
+    }
+    func rules(family: AddressFamily) throws(NetlinkError) -> [Rule] { ruleList.filter { $0.family == family } }
+
+    func addNeighbor(_ n: Neighbor) throws(NetlinkError) {
+        try mutate("addNeighbor \(n.address)")
+        neighborList.removeAll { $0.linkIndex == n.linkIndex && $0.address == n.address }
+        neighborList.append(n)
+    }
+    func neighbors(family: AddressFamily) throws(NetlinkError) -> [Neighbor] { neighborList.filter { $0.address.family == family } }
+
+    /// Comparable summary of everything in the namespace.
+    var state: [String] {
+        linkTable.values.map { "link \($0.name) \($0.kind) up=\($0.isUp)" }.sorted()
+            + addressList.map { "addr \($0.prefix) #\($0.linkIndex)" }.sorted()
+            + routeList.map(\.description).sorted()
+            + ruleList.map(\.description).sorted()
+            + neighborList.map { "neigh \($0.address) \($0.mac)" }.sorted()
+    }
+}
+
+struct FakeSysctl: SysctlWriter {
+    func write(_ key: String, _ value: String) throws(SysctlError) {}
+    func read(_ key: String) throws(SysctlError) -> String { "0" }
+}
+
+/// A host and one pod namespace (fd 7).
+final class FakeDatapath: DatapathProvider {
+    let host = FakeNetlink()
+    let pod = FakeNetlink()
+    let trunk: LinkInfo
+
+    init() {
+        trunk = host.addLink("eth1", kind: "", mac: MACAddress("0a:00:00:00:00:01"), mtu: 9001, up: true)
+        host.peers[7] = pod
+    }
+
+    func hostContext() throws(NetlinkError) -> DatapathContext {
+        DatapathContext(host: host, pod: nil, podNamespaceFD: -1, sysctl: FakeSysctl())
+    }
+    func podContext(netnsPath: String) throws(NetlinkError) -> DatapathContext {
+        guard netnsPath == "/var/run/netns/pod1" else { throw NetlinkError(operation: "open netns", errno: ENOENT, detail: netnsPath) }
+        return DatapathContext(host: host, pod: pod, podNamespaceFD: 7, sysctl: FakeSysctl())
+    }
+}
+
+/// ipamd stand-in: answers from a fixed table or fails like a dead socket.
+final class FakeIPAMD: IPAMDClient {
+    var network: PodNetwork?
+    var failure: RPCFailure?
+    var down = false
+    var requests: [RPCRequest] = []
+
+    init(network: PodNetwork? = nil) { self.network = network }
+
+    func call(_ request: RPCRequest) throws(IPAMDClientError) -> RPCReply {
+        requests.append(request)
+        if down { throw .unreachable(path: "/fake.sock", SocketError("connect", errno: ECONNREFUSED)) }
+        if let failure { return RPCReply(error: failure) }
+        return RPCReply(network: network)
+    }
+}

@@ -1,0 +1,135 @@
+#!/bin/bash
+# VLAN-level test, run inside the VM (scripts/vm/run.sh): a "node" netns with a trunk veth whose
+# peer sits in a "vpc" netns that terminates each branch VLAN with the subnet gateway IP.
+# ipamd (static pod-ENI source) runs in the node; aws-cni does ADD -> CHECK -> DEL -> DEL for
+# a strict and a standard pod. Asserts exact rules, routes, links and that the pod reaches the
+# gateway over its VLAN; after DEL nothing of the pod remains.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+SUITE=vm-branch-pods
+source scripts/lib/assert.sh
+source scripts/lib/fabric.sh
+fabric_up pod-strict pod-standard
+vpc_branch 7 0a:00:00:00:00:07 10.0.40.7
+vpc_branch 8 0a:00:00:00:00:08 10.0.40.8
+write_pods_file <<'EOF'
+{"pods": {
+  "default/strict-pod":   [{"eniId":"eni-0000000000000007","ifAddress":"0a:00:00:00:00:07","privateIp":"10.0.40.7","vlanId":7,"subnetCidr":"10.0.32.0/19","associationID":"trunk-assoc-7"}],
+  "default/standard-pod": [{"eniId":"eni-0000000000000008","ifAddress":"0a:00:00:00:00:08","privateIp":"10.0.40.8","vlanID":8,"subnetCidr":"10.0.32.0/19","associationID":"trunk-assoc-8"}]
+}}
+EOF
+start_ipamd
+assert_ok "ipamd serves its socket" test -S "$IPAMD_SOCKET"
+assert_eq "ipamd socket is root-only" "600" "$(stat -c %a "$IPAMD_SOCKET")"
+
+baseline_rules=$(node ip rule show)
+
+# --- one pod through its whole life -------------------------------------------------------
+life() { # mode pod vlan ip veth expected_rules expected_table
+    local mode=$1 pod=$2 vlan=$3 ip=$4 veth=$5 want_rules=$6 want_table=$7
+    local ns=/run/netns/pod-$mode
+    echo "== $mode pod $pod (VLAN $vlan, $ip)"
+    local result
+    result=$(cni ADD "$pod" "$ns" "$mode"); local rc=$?
+    assert_eq "$mode: ADD exits 0" 0 "$rc"
+    assert_contains "$mode: result records VLAN $vlan in the dummy interface" "\"mac\":\"$vlan\",\"name\":\"dummy" "$result"
+    assert_contains "$mode: result carries the pod IP and subnet gateway" "{\"address\":\"$ip/32\",\"gateway\":\"$GW\",\"interface\":1}" "$result"
+
+    assert_eq "$mode: ip rule" "$(printf '%s\n%s' "$baseline_rules" "$want_rules" | sort -n)" "$(node ip rule show | sort -n)"
+    assert_eq "$mode: ip route show table $((vlan + 100))" "$want_table" "$(node ip route show table $((vlan + 100)))"
+    local vl
+    vl=$(node ip -d -o link show "vlan.eth.$vlan")
+    assert_contains "$mode: vlan.eth.$vlan carries the branch MAC" "link/ether 0a:00:00:00:00:0$vlan" "$vl"
+    assert_contains "$mode: vlan.eth.$vlan is 802.1Q id $vlan on the trunk" "vlan protocol 802.1Q id $vlan" "$vl"
+    assert_contains "$mode: vlan.eth.$vlan is on eth1" "vlan.eth.$vlan@eth1" "$vl"
+    assert_contains "$mode: vlan.eth.$vlan is up" "state UP" "$vl"
+    assert_contains "$mode: vlan.eth.$vlan inherits the trunk MTU" "mtu 9001" "$vl"
+    assert_eq "$mode: vlan.eth.$vlan has no IP address" "" "$(node ip -o addr show dev "vlan.eth.$vlan" | grep -w inet)"
+    assert_contains "$mode: host veth $veth is up" "state UP" "$(node ip -o link show "$veth")"
+    assert_eq "$mode: pod addresses" "$ip/32" "$(ip -n "pod-$mode" -o -4 addr show dev eth0 | awk '{print $4}')"
+    assert_eq "$mode: pod routes" "$(printf 'default via 169.254.1.1 dev eth0 \n169.254.1.1 dev eth0 scope link ')" "$(ip -n "pod-$mode" route show)"
+    local hostmac
+    hostmac=$(node cat "/sys/class/net/$veth/address")
+    assert_eq "$mode: pod neighbour 169.254.1.1 is the host veth, permanent" "169.254.1.1 dev eth0 lladdr $hostmac PERMANENT" \
+        "$(ip -n "pod-$mode" neigh show 169.254.1.1)"
+    if [[ $mode == standard ]]; then
+        assert_eq "$mode: main route to the pod" "$ip dev $veth scope link " "$(node ip route show "$ip/32")"
+    else
+        assert_eq "$mode: no main route to the pod" "" "$(node ip route show "$ip/32")"
+    fi
+
+    assert_ok "$mode: pod pings the subnet gateway over VLAN $vlan" ip netns exec "pod-$mode" ping -c 2 -W 5 -q "$GW"
+    local vlan_rx
+    vlan_rx=$(vpc cat "/sys/class/net/trunk.$vlan/statistics/rx_packets")
+    [[ $vlan_rx -gt 0 ]] && pass "$mode: the vpc saw the traffic on trunk.$vlan ($vlan_rx packets)" || fail "$mode: no packets on trunk.$vlan"
+
+    local check
+    check=$(cni CHECK "$pod" "$ns" "$mode" "$result"); rc=$?
+    assert_eq "$mode: CHECK passes ($check)" 0 "$rc"
+    assert_contains "$mode: ipamd /v1/pods lists the pod" "\"name\" : \"$pod\"" \
+        "$(curl -s --unix-socket "$IPAMD_DEBUG_SOCKET" http://localhost/v1/pods)"
+
+    # Break one rule: CHECK must notice.
+    local broken_rule
+    broken_rule=$(node ip rule show | grep -m1 -E "lookup $((vlan + 100))" | sed 's/^[0-9]*:\s*//')
+    local prio
+    prio=$(node ip rule show | grep -m1 -E "lookup $((vlan + 100))" | cut -d: -f1)
+    node ip rule del prio "$prio" $(echo "$broken_rule" | sed 's/from all//')
+    check=$(cni CHECK "$pod" "$ns" "$mode" "$result"); rc=$?
+    assert_eq "$mode: CHECK fails when a rule is missing" 1 "$rc"
+    assert_contains "$mode: CHECK names the missing rule" "missing" "$check"
+
+    assert_ok "$mode: DEL" cni DEL "$pod" "$ns" "$mode" "$result"
+    assert_ok "$mode: DEL again (idempotent, empty netns)" cni DEL "$pod" "" "$mode" "$result"
+    assert_eq "$mode: ip rule back to baseline" "$baseline_rules" "$(node ip rule show)"
+    assert_empty "$mode: table $((vlan + 100)) empty" "$(node ip route show table $((vlan + 100)))"
+    assert_empty "$mode: no vlan.eth.$vlan" "$(node ip -o link show "vlan.eth.$vlan" 2>/dev/null)"
+    assert_empty "$mode: no host veth" "$(node ip -o link show "$veth" 2>/dev/null)"
+    assert_empty "$mode: no main route to the pod" "$(node ip route show "$ip/32")"
+    assert_empty "$mode: no eth0 left in the pod netns" "$(ip -n "pod-$mode" -o link show eth0 2>/dev/null)"
+}
+
+STRICT_VETH=$(host_veth strict strict-pod)
+STANDARD_VETH=$(host_veth standard standard-pod)
+
+life strict strict-pod 7 10.0.40.7 "$STRICT_VETH" \
+"10:	from all iif vlan.eth.7 lookup 107
+10:	from all iif $STRICT_VETH lookup 107" \
+"default via $GW dev vlan.eth.7 
+$GW dev vlan.eth.7 scope link 
+10.0.40.7 dev $STRICT_VETH scope link "
+
+life standard standard-pod 8 10.0.40.8 "$STANDARD_VETH" \
+"512:	from all to 10.0.40.8 lookup main
+1536:	from 10.0.40.8 lookup 108" \
+"default via $GW dev vlan.eth.8 
+$GW dev vlan.eth.8 scope link "
+
+# --- a failing ADD leaves nothing ----------------------------------------------------------
+echo "== failed ADD rolls back"
+# Occupy the pod's VLAN id on the trunk with a foreign link name, so creating vlan.eth.7 fails
+# (the kernel refuses a second link for the same VLAN id) after the veth and pod side exist.
+node ip link add link eth1 name squat7 type vlan id 7
+before_links=$(node ip -o link show | awk -F': ' '{print $2}' | sort)
+out=$(cni ADD strict-pod /run/netns/pod-strict strict); rc=$?
+assert_eq "failed ADD exits non-zero" 1 "$rc"
+assert_contains "failed ADD explains the failure" "vlan.eth.7" "$out"
+assert_eq "failed ADD leaves no link" "$before_links" "$(node ip -o link show | awk -F': ' '{print $2}' | sort)"
+assert_eq "failed ADD leaves no rule" "$baseline_rules" "$(node ip rule show)"
+assert_empty "failed ADD leaves no pod interface" "$(ip -n pod-strict -o link show eth0 2>/dev/null)"
+node ip link del squat7
+
+# --- DEL while ipamd is down, without prevResult -------------------------------------------
+echo "== DEL with ipamd down and no prevResult"
+assert_ok "ADD standard pod" cni ADD standard-pod /run/netns/pod-standard standard
+stop_ipamd
+assert_empty "ipamd removed its sockets on SIGTERM" "$(ls "$IPAMD_SOCKET" "$IPAMD_DEBUG_SOCKET" 2>/dev/null)"
+assert_ok "DEL succeeds with ipamd down" cni DEL standard-pod "" standard
+assert_eq "nothing left: rules" "$baseline_rules" "$(node ip rule show)"
+assert_empty "nothing left: vlan.eth.8" "$(node ip -o link show vlan.eth.8 2>/dev/null)"
+assert_empty "nothing left: main route" "$(node ip route show 10.0.40.8/32)"
+
+echo "== plugin log"
+assert_ok "plugin log is JSON lines" jq -e . "$WORK/plugin.log"
+assert_contains "plugin log names the pod" '"pod":"default/strict-pod"' "$(cat "$WORK/plugin.log")"
+summary
