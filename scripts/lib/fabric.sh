@@ -55,8 +55,9 @@ write_pods_file() { cat > "$WORK/pods.json"; }
 
 start_ipamd() {
     export IPAMD_SOCKET=$WORK/ipamd.sock IPAMD_DEBUG_SOCKET=$WORK/ipamd-debug.sock
+    # Not through the node() function: $! must be ipamd itself (ip netns exec execs it), not a subshell.
     POD_ENI_SOURCE=file:$WORK/pods.json TRUNK_INTERFACE=$TRUNK_MAC VPC_CIDRS=10.0.0.0/16 \
-        node "$BIN/ipamd" 2> "$WORK/ipamd.log" &
+        ip netns exec node "$BIN/ipamd" 2> "$WORK/ipamd.log" &
     IPAMD_PID=$!
     # Readiness is the socket existing: ipamd creates it only when it serves.
     local i
@@ -66,11 +67,14 @@ start_ipamd() {
     return 1
 }
 
+# stop_ipamd: SIGTERM, then wait; returns ipamd's exit status.
 stop_ipamd() {
     [[ -n $IPAMD_PID ]] || return 0
-    kill "$IPAMD_PID" 2>/dev/null
-    wait "$IPAMD_PID" 2>/dev/null
+    kill -TERM "$IPAMD_PID" 2>/dev/null
+    local rc=0
+    wait "$IPAMD_PID" 2>/dev/null || rc=$?
     IPAMD_PID=
+    return $rc
 }
 
 conf() { # mode [prevResult]

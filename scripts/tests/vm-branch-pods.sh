@@ -42,16 +42,16 @@ life() { # mode pod vlan ip veth expected_rules expected_table
     assert_contains "$mode: vlan.eth.$vlan carries the branch MAC" "link/ether 0a:00:00:00:00:0$vlan" "$vl"
     assert_contains "$mode: vlan.eth.$vlan is 802.1Q id $vlan on the trunk" "vlan protocol 802.1Q id $vlan" "$vl"
     assert_contains "$mode: vlan.eth.$vlan is on eth1" "vlan.eth.$vlan@eth1" "$vl"
-    assert_contains "$mode: vlan.eth.$vlan is up" "state UP" "$vl"
+    assert_contains "$mode: vlan.eth.$vlan is up" ",UP," "$vl"
     assert_contains "$mode: vlan.eth.$vlan inherits the trunk MTU" "mtu 9001" "$vl"
     assert_eq "$mode: vlan.eth.$vlan has no IP address" "" "$(node ip -o addr show dev "vlan.eth.$vlan" | grep -w inet)"
-    assert_contains "$mode: host veth $veth is up" "state UP" "$(node ip -o link show "$veth")"
+    assert_contains "$mode: host veth $veth is up" ",UP," "$(node ip -o link show "$veth")"
     assert_eq "$mode: pod addresses" "$ip/32" "$(ip -n "pod-$mode" -o -4 addr show dev eth0 | awk '{print $4}')"
     assert_eq "$mode: pod routes" "$(printf 'default via 169.254.1.1 dev eth0 \n169.254.1.1 dev eth0 scope link ')" "$(ip -n "pod-$mode" route show)"
     local hostmac
     hostmac=$(node cat "/sys/class/net/$veth/address")
     assert_eq "$mode: pod neighbour 169.254.1.1 is the host veth, permanent" "169.254.1.1 dev eth0 lladdr $hostmac PERMANENT" \
-        "$(ip -n "pod-$mode" neigh show 169.254.1.1)"
+        "$(ip -n "pod-$mode" neigh show 169.254.1.1 | sed 's/ *$//')"
     if [[ $mode == standard ]]; then
         assert_eq "$mode: main route to the pod" "$ip dev $veth scope link " "$(node ip route show "$ip/32")"
     else
@@ -122,7 +122,8 @@ node ip link del squat7
 # --- DEL while ipamd is down, without prevResult -------------------------------------------
 echo "== DEL with ipamd down and no prevResult"
 assert_ok "ADD standard pod" cni ADD standard-pod /run/netns/pod-standard standard
-stop_ipamd
+stop_ipamd; rc=$?
+assert_eq "ipamd exits 0 on SIGTERM" 0 "$rc"
 assert_empty "ipamd removed its sockets on SIGTERM" "$(ls "$IPAMD_SOCKET" "$IPAMD_DEBUG_SOCKET" 2>/dev/null)"
 assert_ok "DEL succeeds with ipamd down" cni DEL standard-pod "" standard
 assert_eq "nothing left: rules" "$baseline_rules" "$(node ip rule show)"

@@ -37,7 +37,10 @@ mount -t 9p -o "$p9opts,cache=none" vmshare /share ||
 
 # Settings written by run.sh (KEY=value lines, values validated there).
 OVERLAY_SIZE=1G
+DEBUG=0
 [ -f /share/vm.conf ] && . /share/vm.conf
+mark() { [ "$DEBUG" = 1 ] && read -r up _ </proc/uptime && echo "vm-init: $up $*"; }
+mark "share mounted"
 
 mount -t 9p -o "$p9opts,ro,cache=loose" hostroot /lower ||
     fail "cannot mount the host root (9p tag hostroot)"
@@ -62,6 +65,7 @@ cp /stage2.sh /newroot/run/vm/stage2.sh || fail "cannot copy stage2"
 chmod 0755 /newroot/run/vm/stage2.sh
 mount --move /share /newroot/run/vm/share || fail "cannot move the share"
 
+mark "root ready"
 umount /proc /sys /dev
 # switch_root moves /newroot (with its submounts) onto / and execs stage 2
 # as PID 1; unlike chroot this lets pivot_root (runc/containerd) work later.

@@ -58,6 +58,7 @@ VM_PASS_ENV=${VM_PASS_ENV:-}
 [[ $VM_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "VM_TIMEOUT must be a positive number of seconds"
 [[ $VM_MEM =~ ^[1-9][0-9]*$ ]] || die "VM_MEM must be a number of MiB"
 [[ $VM_CPUS =~ ^[1-9][0-9]*$ ]] || die "VM_CPUS must be a positive number"
+[[ $VM_DEBUG =~ ^[01]$ ]] || die "VM_DEBUG must be 0 or 1"
 [[ $VM_OVERLAY_SIZE =~ ^[1-9][0-9]*[kKmMgG%]?$ ]] || die "VM_OVERLAY_SIZE must look like 1G, 512M or 50%"
 
 # --- prerequisites ---------------------------------------------------------
@@ -210,6 +211,7 @@ COLS=$cols
 ROWS=$rows
 TERM_NAME=$term
 TMP_TMPFS=$tmp_tmpfs
+DEBUG=$VM_DEBUG
 EOF
 
 # QEMU's "pipe" chardevs write guest output to NAME.out; cat relays it live.

@@ -15,7 +15,9 @@ ERR_TTY=no
 TMP_TMPFS=yes
 COLS=0
 ROWS=0
+DEBUG=0
 . "$SHARE/vm.conf"
+mark() { [ "$DEBUG" = 1 ] && read -r up _ </proc/uptime && echo "vm-stage2: $up $*"; }
 
 finish() {
     # Write the exit code atomically (run.sh treats a missing file as a VM
@@ -35,6 +37,7 @@ fail() {
 # self/exe is QEMU).
 /run/vm/bin/busybox mount -t proc -o nosuid,nodev,noexec proc /proc || exit 1
 /run/vm/bin/busybox --install -s /run/vm/bin
+mark start
 mount -t sysfs -o nosuid,nodev,noexec sysfs /sys || fail "cannot mount /sys"
 mount -t devtmpfs -o nosuid,mode=0755 devtmpfs /dev || fail "cannot mount /dev"
 mkdir -p /dev/pts /dev/shm /dev/mqueue
@@ -78,6 +81,7 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\tvm\n::1\tlocalhost ip6-localhost ip6-lo
 ip link set lo up
 mkdir -p /root /run/netns /run/lock
 
+mark "mounts done"
 # The command's output channels: virtio consoles hvc0 (stdout) and hvc1
 # (stderr), relayed live by run.sh. Raw mode: no \n -> \r\n translation, no
 # echo; the host terminal (if any) does its own translation.
@@ -109,11 +113,13 @@ if [ "$ERR_TTY" != yes ]; then
     err=/run/vm/io/err
 fi
 
+mark "running command"
 cd /
 env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM="${TERM_NAME:-dumb}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     /bin/bash "$SHARE/cmd.sh" </dev/null >"$out" 2>"$err"
 rc=$?
+mark "command done"
 
 # Daemons started by the command may still hold the pipes open; give the
 # relays a moment to see EOF, then drop whatever is left.

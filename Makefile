@@ -1,0 +1,27 @@
+# See README.md. Everything runs as root on Debian 12 / Ubuntu with Swift 6 on PATH.
+SWIFT ?= swift
+
+.PHONY: all build release test demo deps clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+build: deps
+	$(SWIFT) build
+
+# Release binaries with the Swift runtime linked in: .build/release/aws-cni, .build/release/ipamd
+release: deps
+	$(SWIFT) build -c release --static-swift-stdlib
+
+# All three test levels: unit + privileged (swift test), host binaries, VLAN datapath in a VM.
+test:
+	scripts/test.sh
+
+# The main job: two branch pods (strict and standard) on a simulated trunk, shown step by step.
+demo: release
+	scripts/vm/run.sh scripts/demo/branch-pods.sh
+
+clean:
+	rm -rf .build

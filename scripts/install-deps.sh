@@ -1,0 +1,22 @@
+#!/bin/bash
+# Installs what building and testing need on a fresh Debian 12 / Ubuntu machine (as root).
+# Idempotent: only calls apt when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+    pkg-config libnl-3-dev libnl-route-3-dev   # NetlinkShim
+    iproute2 iputils-ping procps curl jq kmod   # tests and the demo
+    qemu-system-x86 linux-image-amd64 busybox-static xz-utils  # the VLAN VM (scripts/vm/run.sh)
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+command -v swift >/dev/null || { echo "swift not found on PATH (expected Swift 6.x, e.g. /opt/swift/usr/bin)" >&2; exit 1; }

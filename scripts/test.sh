@@ -1,0 +1,49 @@
+#!/bin/bash
+# The test command (README): installs what it needs, then runs all three levels:
+#   1. swift test: unit tests (no root) and privileged netlink/datapath tests in throwaway netns
+#   2. host binary checks: the release aws-cni and ipamd executables, no VLAN needed
+#   3. VM tests: VLAN datapath end to end, in a QEMU VM whose kernel has 802.1Q
+set -euo pipefail
+cd "$(dirname "$0")/.."
+[[ -d /opt/swift/usr/bin ]] && export PATH=/opt/swift/usr/bin:$PATH
+[[ $(id -u) == 0 ]] || { echo "run as root: the tests create network namespaces and a VM" >&2; exit 1; }
+scripts/install-deps.sh
+
+LOGS=$(mktemp -d /tmp/aws-cni-test.XXXX)
+total_passed=0
+total_failed=0
+count_shell() { # log file: adds its "N passed, N failed" line to the totals
+    local line
+    line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    total_passed=$((total_passed + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
+    total_failed=$((total_failed + $(sed -E 's/.*, ([0-9]+) failed.*/\1/' <<<"$line")))
+}
+
+echo "== 1/3 swift test (unit + privileged)"
+swift build --build-tests
+swift test 2>&1 | tee "$LOGS/swift-test.log" | grep -vE '^(◇|↳)|started\.$|passed after' || true
+grep -q 'Test run with .* passed' "$LOGS/swift-test.log" || { echo "swift test failed"; exit 1; }
+swift_tests=$(grep -oE 'Test run with [0-9]+ tests' "$LOGS/swift-test.log" | grep -oE '[0-9]+')
+total_passed=$((total_passed + swift_tests))
+
+echo "== release build (static Swift runtime)"
+swift build -c release --static-swift-stdlib 2>&1 | grep -vE "mktemp' is dangerous" | tail -2
+
+echo "== 2/3 host binaries"
+scripts/tests/host-binaries.sh | tee "$LOGS/host.log"
+count_shell "$LOGS/host.log"
+
+echo "== 3/3 VLAN datapath in the VM"
+set +e
+scripts/vm/run.sh scripts/tests/vm-branch-pods.sh | tee "$LOGS/vm.log"
+vm_rc=${PIPESTATUS[0]}
+set -e
+grep -qE '^vm-branch-pods: [0-9]+ passed' "$LOGS/vm.log" || { echo "VM tests did not run (exit $vm_rc)"; exit 1; }
+count_shell "$LOGS/vm.log"
+
+echo
+echo "swift test: $swift_tests tests passed"
+echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
+echo "vm:   $(grep -E '^vm-branch-pods:' "$LOGS/vm.log")"
+echo "all: $total_passed passed, $total_failed failed"
+[[ $total_failed -eq 0 && $vm_rc -eq 0 ]]
