@@ -12,14 +12,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
-        // libnl headers and link flags, found through pkg-config.
-        .systemLibrary(
-            name: "CLibNL",
-            pkgConfig: "libnl-route-3.0",
-            providers: [.apt(["libnl-3-dev", "libnl-route-3-dev"])]
+        // Flat C API over libnl-3 (Debian libnl-3-dev): nlshim_* symbols, ints and -errno only; no
+        // libnl type leaks out. libnl-3 is linked statically so aws-cni needs nothing on the node
+        // beyond libc (the shim builds its own route messages, so libnl-route is not needed).
+        .target(
+            name: "NetlinkShim",
+            cSettings: [.unsafeFlags(["-I/usr/include/libnl3"])],
+            linkerSettings: [.unsafeFlags(["-Xlinker", "-l:libnl-3.a"])]
         ),
-        // Flat C API over libnl: nlshim_* symbols, ints and -errno only; no libnl type leaks out.
-        .target(name: "NetlinkShim", dependencies: ["CLibNL"]),
         // Value types shared by planning and applying: addresses, prefixes, MACs, routes, rules.
         .target(name: "NetModel"),
         // Typed Swift wrapper over NetlinkShim.

@@ -4,7 +4,7 @@
 set -euo pipefail
 
 PACKAGES=(
-    pkg-config libnl-3-dev libnl-route-3-dev   # NetlinkShim
+    libnl-3-dev                                  # NetlinkShim (linked statically)
     iproute2 iputils-ping procps curl jq kmod   # tests and the demo
     qemu-system-x86 linux-image-amd64 busybox-static xz-utils  # the VLAN VM (scripts/vm/run.sh)
 )

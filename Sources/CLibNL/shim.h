@@ -1,2 +1,0 @@
-#include <netlink/netlink.h>
-#include <netlink/route/link.h>
