@@ -11,9 +11,10 @@ deps:
 build: deps
 	$(SWIFT) build
 
-# Release binaries with the Swift runtime linked in: .build/release/aws-cni, .build/release/ipamd
+# Release binaries with the Swift runtime linked in, symbol tables stripped:
+# .build/release/aws-cni, .build/release/ipamd
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib
+	$(SWIFT) build -c release --static-swift-stdlib -Xlinker --strip-all
 
 # All three test levels: unit + privileged (swift test), host binaries, VLAN datapath in a VM.
 test:

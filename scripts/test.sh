@@ -21,13 +21,13 @@ count_shell() { # log file: adds its "N passed, N failed" line to the totals
 
 echo "== 1/3 swift test (unit + privileged)"
 swift build --build-tests
-swift test 2>&1 | tee "$LOGS/swift-test.log" | grep -vE '^(◇|↳)|started\.$|passed after' || true
+swift test --disable-xctest 2>&1 | tee "$LOGS/swift-test.log" | grep -vE '^(◇|↳)|started\.$|passed after' || true
 grep -q 'Test run with .* passed' "$LOGS/swift-test.log" || { echo "swift test failed"; exit 1; }
 swift_tests=$(grep -oE 'Test run with [0-9]+ tests' "$LOGS/swift-test.log" | grep -oE '[0-9]+')
 total_passed=$((total_passed + swift_tests))
 
 echo "== release build (static Swift runtime)"
-swift build -c release --static-swift-stdlib 2>&1 | grep -vE "mktemp' is dangerous" | tail -2
+make -s release 2>&1 | grep -vE "mktemp' is dangerous" | tail -2
 
 echo "== 2/3 host binaries"
 scripts/tests/host-binaries.sh | tee "$LOGS/host.log"

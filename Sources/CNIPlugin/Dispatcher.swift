@@ -35,11 +35,11 @@ public struct Dispatcher {
     }
 
     func execute(environment: [String: String], stdin: [UInt8], version: inout String, logger: inout Logger) throws(CNIError) -> Outcome {
-        let env = try CNIEnvironment.parse(environment)
         let blank = stdin.allSatisfy { $0 == 0x20 || $0 == 0x0a || $0 == 0x09 || $0 == 0x0d }
         let decoded = Result { try CNIJSON.decode(NetConf.self, from: stdin) }
         // Answers (errors included) follow the request's cniVersion when it can be read at all.
         if case .success(let c) = decoded, let v = c.cniVersion, CNIVersion.supported.contains(v) { version = v }
+        let env = try CNIEnvironment.parse(environment)
         if env.command == .version { return Outcome(stdout: CNIJSON.encode(VersionInfo(cniVersion: version)), exitCode: 0) }
 
         if blank { throw CNIError(.decodeFailure, "no network configuration on stdin") }
@@ -52,7 +52,7 @@ public struct Dispatcher {
         let config = try PluginConfig.validate(conf)
         logger = makeLogger(config, env)
         let plugin = Plugin(env: env, config: config, ipamd: makeIPAMD(config), datapath: datapath, logger: logger)
-        logger.debug("command start", metadata: ["command": "\(env.command.rawValue)"])
+        logger.debug("command start")
         switch env.command {
         case .add:
             let r = try plugin.add()

@@ -185,6 +185,9 @@ func code(_ o: Outcome) -> UInt32? {
         let out = Harness().run("ADD", conf: #"{"cniVersion":"0.3.1","mtu":"x"}"#)
         #expect(out.stdout.contains(#""cniVersion":"0.3.1""#))
         #expect(out.exitCode == 1)
+        // Also when the environment is what is wrong.
+        let envError = Harness().run("BOGUS", conf: #"{"cniVersion":"0.4.0"}"#)
+        #expect(envError.stdout.contains(#""cniVersion":"0.4.0""#) && code(envError) == 4)
     }
 
     @Test func versionAndStatus() {

@@ -8,7 +8,12 @@
 # Usage: scripts/vm/run.sh [--] CMD [ARGS...]
 #   Runs CMD in the host's current directory; its stdout/stderr are streamed
 #   live to this script's stdout/stderr and its exit code becomes ours.
-#   stdin is not forwarded (the command reads /dev/null).
+#   Output is spooled through files under $TMPDIR (default /tmp) while it is
+#   streamed. stdin is not forwarded (CMD reads /dev/null). If our stdout/stderr
+#   is a terminal, so is CMD's (size and TERM copied), otherwise it gets pipes.
+#   Inside: hostname "vm", / is the host root + tmpfs overlay, fresh tmpfs on
+#   /run and /tmp, cgroup2 on /sys/fs/cgroup, lo up, modules autoload. No
+#   network devices besides lo.
 #
 # Environment:
 #   VM_PASS_ENV     space-separated names of variables to pass to CMD
@@ -21,6 +26,9 @@
 #                   (default /var/cache/aws-cni-vm)
 #   VM_KERNEL       kernel image to boot (default: newest /boot/vmlinuz-*)
 #   VM_KERNEL_ARGS  extra kernel command line arguments
+#   VM_HOST_TMP=1   keep the host's /tmp visible (copy-on-write) instead of
+#                   giving the VM an empty tmpfs /tmp (automatic when the
+#                   current directory is under /tmp)
 #   VM_DEBUG=1      show the kernel/init console on stderr and boot verbosely
 #
 # Exit codes: CMD's exit code; 124 on timeout; 125 if the VM could not be
@@ -54,6 +62,7 @@ VM_CACHE_DIR=${VM_CACHE_DIR:-/var/cache/aws-cni-vm}
 VM_KERNEL_ARGS=${VM_KERNEL_ARGS:-}
 VM_DEBUG=${VM_DEBUG:-0}
 VM_PASS_ENV=${VM_PASS_ENV:-}
+VM_HOST_TMP=${VM_HOST_TMP:-0}
 
 [[ $VM_TIMEOUT =~ ^[1-9][0-9]*$ ]] || die "VM_TIMEOUT must be a positive number of seconds"
 [[ $VM_MEM =~ ^[1-9][0-9]*$ ]] || die "VM_MEM must be a number of MiB"
@@ -91,8 +100,8 @@ KVER=${KERNEL##*/vmlinuz-}
 # Keyed on everything that goes into them, so a kernel upgrade or an edit of
 # these scripts rebuilds them.
 key=$({
-    sha256sum "${BASH_SOURCE[0]}" "$SCRIPT_DIR/init.sh" "$SCRIPT_DIR/stage2.sh" "$KERNEL" "$BUSYBOX"
-    echo "$KVER"
+    cat "${BASH_SOURCE[0]}" "$SCRIPT_DIR/init.sh" "$SCRIPT_DIR/stage2.sh" "$KERNEL" "$BUSYBOX"
+    echo "$KERNEL $KVER"
 } | sha256sum | cut -c1-16)
 CACHE=$VM_CACHE_DIR/$key
 
@@ -114,7 +123,7 @@ build_cache() {
     local off
     off=$(LC_ALL=C grep -obUaP '\xFD7zXZ\x00' "$KERNEL" | head -n 1 | cut -d: -f1 || true)
     [[ -n $off ]] || die "no xz-compressed payload found in $KERNEL"
-    tail -c +$((off + 1)) "$KERNEL" | xz -dc >"$tmp/vmlinux" 2>/dev/null || true
+    tail -c +$((off + 1)) "$KERNEL" 2>/dev/null | xz -dc >"$tmp/vmlinux" 2>/dev/null || true
     [[ $(head -c 4 "$tmp/vmlinux" | od -An -c | tr -d ' ') == '177ELF' ]] ||
         die "could not extract an ELF kernel from $KERNEL"
 
@@ -147,11 +156,14 @@ build_cache() {
     rm -rf "$root"
 
     # Atomic publish; a concurrent run may have won the race, which is fine.
+    chmod 0755 "$tmp"
     if ! mv -T "$tmp" "$CACHE" 2>/dev/null; then rm -rf "$tmp"; fi
     trap - EXIT
-    # Drop cache entries for other kernels/script versions unused for a day.
-    find "$VM_CACHE_DIR" -mindepth 1 -maxdepth 1 -name '[0-9a-f]*' ! -name "$key" \
-        -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
+    # Keep the 3 most recently used entries (each ~70 MB; runs touch theirs)
+    # and drop leftovers of interrupted builds.
+    ls -1dt "$VM_CACHE_DIR"/[0-9a-f]*/ 2>/dev/null | tail -n +4 | xargs -r rm -rf
+    find "$VM_CACHE_DIR" -mindepth 1 -maxdepth 1 -name '.build.*' -mmin +60 \
+        -exec rm -rf {} + 2>/dev/null || true
 }
 
 if [[ ! -f $CACHE/vmlinux || ! -f $CACHE/initramfs.cpio ]]; then
@@ -175,9 +187,11 @@ cleanup() {
 trap cleanup EXIT
 on_signal() {
     echo "vm/run.sh: interrupted, stopping the VM" >&2
-    exit 130
+    exit "$1"
 }
-trap on_signal INT TERM HUP
+trap 'on_signal 130' INT
+trap 'on_signal 143' TERM
+trap 'on_signal 129' HUP
 
 # The command as a bash script: printf %q keeps every argument intact.
 {
@@ -202,7 +216,7 @@ if [[ $out_tty == yes ]]; then
 fi
 # A tmpfs on /tmp would hide the host's cwd if it lives there.
 tmp_tmpfs=yes
-[[ $PWD == /tmp || $PWD == /tmp/* ]] && tmp_tmpfs=no
+[[ $PWD == /tmp || $PWD == /tmp/* || $VM_HOST_TMP == 1 ]] && tmp_tmpfs=no
 cat >"$SHARE/vm.conf" <<EOF
 OVERLAY_SIZE=$VM_OVERLAY_SIZE
 OUT_TTY=$out_tty
@@ -214,20 +228,14 @@ TMP_TMPFS=$tmp_tmpfs
 DEBUG=$VM_DEBUG
 EOF
 
-# QEMU's "pipe" chardevs write guest output to NAME.out; cat relays it live.
-for c in con out err; do mkfifo "$WORK/$c.in" "$WORK/$c.out"; done
-cat "$WORK/out.out" &
-RELAY_PIDS+=($!)
-cat "$WORK/err.out" >&2 &
-RELAY_PIDS+=($!)
-if [[ $VM_DEBUG == 1 ]]; then
-    tee "$WORK/console.log" <"$WORK/con.out" >&2 &
-else
-    cat "$WORK/con.out" >"$WORK/console.log" &
-fi
-RELAY_PIDS+=($!)
+# Guest output goes to plain files, streamed live by `tail -f`. Not FIFOs:
+# QEMU silently drops virtconsole data when its chardev would block (see
+# hw/char/virtio-console.c), and a file never blocks.
+for c in console out err; do : >"$WORK/$c.log"; done
 
-cmdline="console=ttyS0 panic=-1 mitigations=off nokaslr tsc=reliable no_timer_check"
+# Kernel messages go to ttyS0 (console.log), never to the command's output.
+# No "nokaslr": KASLR lives in the bzImage decompressor, which we skip.
+cmdline="console=ttyS0 panic=-1 mitigations=off tsc=reliable no_timer_check"
 cmdline+=" 8250.nr_uarts=1 i8042.noaux i8042.nokbd"
 if [[ $VM_DEBUG == 1 ]]; then cmdline+=" loglevel=7"; else cmdline+=" quiet loglevel=1"; fi
 [[ -n $VM_KERNEL_ARGS ]] && cmdline+=" $VM_KERNEL_ARGS"
@@ -238,11 +246,11 @@ qemu=(
     -nodefaults -no-user-config -display none -no-reboot
     -kernel "$CACHE/vmlinux" -initrd "$CACHE/initramfs.cpio" -append "$cmdline"
     # ttyS0: kernel and init messages, kept out of the command's output.
-    -chardev "pipe,id=con,path=$WORK/con" -serial chardev:con
+    -chardev "file,id=con,path=$WORK/console.log,append=on" -serial chardev:con
     # hvc0/hvc1: the command's stdout/stderr.
     -device virtio-serial-pci,id=vser
-    -chardev "pipe,id=out,path=$WORK/out" -device virtconsole,bus=vser.0,chardev=out,nr=0
-    -chardev "pipe,id=err,path=$WORK/err" -device virtconsole,bus=vser.0,chardev=err,nr=1
+    -chardev "file,id=out,path=$WORK/out.log,append=on" -device virtconsole,bus=vser.0,chardev=out,nr=0
+    -chardev "file,id=err,path=$WORK/err.log,append=on" -device virtconsole,bus=vser.0,chardev=err,nr=1
     # The host root, read-only (enforced by QEMU), and the writable share.
     -virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap
     -virtfs "local,path=$SHARE,mount_tag=vmshare,security_model=none"
@@ -251,16 +259,19 @@ qemu=(
 # timeout(1) kills QEMU (TERM, then KILL 10 s later) when the command hangs.
 timeout --kill-after=10 "$VM_TIMEOUT" "${qemu[@]}" </dev/null &
 QEMU_PID=$!
+# tail exits once QEMU (its timeout wrapper) is gone and the file is drained
+# (-s: how often it checks for that).
+tail -f -s 0.05 -c +1 --pid="$QEMU_PID" "$WORK/out.log" &
+RELAY_PIDS+=($!)
+tail -f -s 0.05 -c +1 --pid="$QEMU_PID" "$WORK/err.log" >&2 &
+RELAY_PIDS+=($!)
+if [[ $VM_DEBUG == 1 ]]; then
+    tail -f -s 0.05 -c +1 --pid="$QEMU_PID" "$WORK/console.log" >&2 &
+    RELAY_PIDS+=($!)
+fi
 qemu_rc=0
 wait "$QEMU_PID" || qemu_rc=$?
 QEMU_PID=
-
-# Make the relays see EOF even if QEMU never opened the FIFOs (an O_RDWR open
-# never blocks), then let them drain what is left.
-for c in con out err; do
-    exec {fd}<>"$WORK/$c.out"
-    exec {fd}>&-
-done
 wait "${RELAY_PIDS[@]}" 2>/dev/null || true
 RELAY_PIDS=()
 

@@ -83,12 +83,20 @@ mkdir -p /root /run/netns /run/lock
 
 mark "mounts done"
 # The command's output channels: virtio consoles hvc0 (stdout) and hvc1
-# (stderr), relayed live by run.sh. Raw mode: no \n -> \r\n translation, no
-# echo; the host terminal (if any) does its own translation.
-modprobe virtio_console 2>/dev/null
+# (stderr), relayed live by run.sh. Raw mode: no \n -> \r\n translation
+# (which also makes n_tty write byte by byte: ~15 KB/s instead of MB/s), no
+# echo; the host terminal (if any) does its own translation. hvc resets the
+# termios on last close, so PID 1 keeps both open (fds 7, 8) until the end.
+/sbin/modprobe virtio_console 2>/dev/null || modprobe virtio_console 2>/dev/null
+# The device nodes appear before the ttys can be opened (ENODEV): probe in a
+# subshell (a failed redirection on `exec` would kill PID 1).
 i=0
-while [ ! -c /dev/hvc1 ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i + 1)); done
-[ -c /dev/hvc0 ] && [ -c /dev/hvc1 ] || fail "virtio consoles hvc0/hvc1 missing"
+until (: >/dev/hvc0 && : >/dev/hvc1) 2>/dev/null; do
+    [ $i -lt 200 ] || fail "virtio consoles hvc0/hvc1 missing"
+    sleep 0.05
+    i=$((i + 1))
+done
+exec 7>/dev/hvc0 8>/dev/hvc1
 for t in hvc0 hvc1; do
     stty -F /dev/$t raw -echo
     [ "$COLS" -gt 0 ] && stty -F /dev/$t cols "$COLS" rows "$ROWS"
@@ -102,13 +110,13 @@ err=/dev/hvc1
 relays=
 if [ "$OUT_TTY" != yes ]; then
     mkfifo /run/vm/io/out
-    cat /run/vm/io/out >/dev/hvc0 &
+    cat /run/vm/io/out >&7 &
     relays="$relays $!"
     out=/run/vm/io/out
 fi
 if [ "$ERR_TTY" != yes ]; then
     mkfifo /run/vm/io/err
-    cat /run/vm/io/err >/dev/hvc1 &
+    cat /run/vm/io/err >&8 &
     relays="$relays $!"
     err=/run/vm/io/err
 fi
@@ -117,7 +125,7 @@ mark "running command"
 cd /
 env -i HOME=/root USER=root LOGNAME=root SHELL=/bin/bash TERM="${TERM_NAME:-dumb}" \
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    /bin/bash "$SHARE/cmd.sh" </dev/null >"$out" 2>"$err"
+    /bin/bash "$SHARE/cmd.sh" </dev/null >"$out" 2>"$err" 7>&- 8>&-
 rc=$?
 mark "command done"
 
