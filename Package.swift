@@ -29,7 +29,7 @@ let package = Package(
         // CNI spec types: NetConf, results for every version, errors, environment.
         .target(name: "CNI", dependencies: ["NetModel"]),
         // ipamd RPC messages and framing, pod-eni annotation decoding; shared by both executables.
-        .target(name: "IPAMDProtocol", dependencies: ["NetModel"]),
+        .target(name: "IPAMDProtocol", dependencies: ["NetModel", "EnforcingMode"]),
         // Applies plans through Netlink with rollback; sysctls; live-state discovery for DEL/CHECK.
         .target(name: "Datapath", dependencies: [
             "Netlink", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),

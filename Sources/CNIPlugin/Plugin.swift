@@ -6,6 +6,13 @@ import Logging
 import NetModel
 import Netlink
 
+/// How long the plugin waits on ipamd, in seconds. ADD may wait for branch details that are on
+/// their way; checks and notifications must not hold a pod's lifecycle up.
+public enum IPAMDTimeouts {
+    public static let request = 30
+    public static let bestEffort = 2
+}
+
 /// The plugin's commands. All I/O goes through `ipamd` and `datapath`, so tests run it on fakes.
 public struct Plugin {
     public var env: CNIEnvironment
@@ -41,19 +48,28 @@ public struct Plugin {
 
     public func add() throws(CNIError) -> CNIResult {
         let network = try ask(.addNetwork)
-        let pod = try branchPod(from: network)
-        let ctx = try open { () throws(NetlinkError) in try datapath.podContext(netnsPath: env.netns) }
-        let applier = PlanApplier(context: ctx, logger: logger)
-        applier.teardown(BranchPodPlanner.cleanupBeforeSetup(pod))
-        do {
-            try applier.setup(BranchPodPlanner.setup(pod))
+        do throws(CNIError) {
+            let pod = try branchPod(from: network)
+            let ctx = try open { () throws(NetlinkError) in try datapath.podContext(netnsPath: env.netns) }
+            let applier = PlanApplier(context: ctx, logger: logger)
+            applier.teardown(BranchPodPlanner.cleanupBeforeSetup(pod))
+            do {
+                try applier.setup(BranchPodPlanner.setup(pod))
+            } catch {
+                throw CNIError(.datapathFailure, "failed to set up branch pod datapath", details: "\(error)")
+            }
+            logger.info("branch pod added", metadata: ["vlan": "\(pod.vlanID)", "ip": "\(pod.podIP)", "host_veth": "\(pod.hostVeth)", "mode": "\(pod.mode.rawValue)"])
+            return result(for: pod, ctx: ctx)
         } catch {
-            // ADD failed and undid itself; ipamd must not count the pod as served.
-            _ = try? ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest))
-            throw CNIError(.datapathFailure, "failed to set up branch pod datapath", details: "\(error)")
+            // The ADD failed (and undid its datapath): ipamd must not count the pod as served.
+            notifyIPAMD(.delNetwork)
+            throw error
         }
-        logger.info("branch pod added", metadata: ["vlan": "\(pod.vlanID)", "ip": "\(pod.podIP)", "host_veth": "\(pod.hostVeth)", "mode": "\(pod.mode.rawValue)"])
-        return result(for: pod, ctx: ctx)
+    }
+
+    /// A best-effort message to ipamd that nothing waits on for long.
+    func notifyIPAMD(_ method: RPCMethod) {
+        _ = try? ipamd.call(RPCRequest(method: method, pod: podRequest), timeoutSeconds: IPAMDTimeouts.bestEffort)
     }
 
     func branchPod(from n: PodNetwork) throws(CNIError) -> BranchPod {
@@ -62,12 +78,12 @@ public struct Plugin {
                            details: "this plugin serves security-group-for-pods branch interfaces only; regular pods need a pool-based CNI")
         }
         guard let ipText = n.podIPv4, let ip = IPAddress(ipText), let gwText = n.subnetGatewayV4, let gw = IPAddress(gwText),
-              let macText = n.branchMAC, let mac = MACAddress(macText), Naming.validVLANIDs.contains(n.vlanID), n.parentIfIndex > 0 else {
+              let macText = n.branchMAC, let mac = MACAddress(macText), Naming.vlanIDProblem(Int(n.vlanID)) == nil, n.parentIfIndex > 0 else {
             throw CNIError(.ipamdFailure, "ipamd returned incomplete branch details for \(podRequest.key)")
         }
         return BranchPod(mode: config.mode, vlanID: n.vlanID, podIP: ip, subnetGateway: gw, branchMAC: mac,
                          trunkIndex: n.parentIfIndex, hostVeth: hostVethName(mode: config.mode),
-                         containerInterface: env.ifName, mtu: config.mtu)
+                         containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID)
     }
 
     func result(for pod: BranchPod, ctx: DatapathContext) -> CNIResult {
@@ -90,49 +106,42 @@ public struct Plugin {
     public func del() throws(CNIError) {
         let ctx = try open { () throws(NetlinkError) in try datapath.hostContext() }
         let applier = PlanApplier(context: ctx, logger: logger)
-        var failures: [DatapathError] = []
+        let owner = env.containerID
+        var steps: [PlanStep] = []
         if let id = Self.identity(fromPrevResult: config.prevResult) {
             // Everything needed is in prevResult: no ipamd round trip on the critical path.
             logger.debug("DEL from prevResult", metadata: ["vlan": "\(id.vlanID)"])
             if id.vlanID != 0 {
-                failures = applier.teardown(BranchPodPlanner.teardown(id))
-            } else if let veth = id.hostVeth {
-                failures = applier.teardown([.deleteLink(.host, veth)])
+                steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host)
+            } else if let veth = id.hostVeth, LiveDiscovery.mayRemove(veth, owner: owner, host: ctx.host) {
+                steps = [.deleteLink(.host, veth)]
             }
-            _ = try? ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest))
+            notifyIPAMD(.delNetwork)
         } else {
             let candidates = [hostVethName(mode: config.mode), hostVethName(mode: config.mode == .strict ? .standard : .strict)]
+            let live = candidates.first { (try? ctx.host.link(named: $0)) != nil } ?? candidates[0]
+            var id: BranchPodIdentity?
             do {
-                let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest))
+                let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.request)
                 if let n = reply.network, n.branch {
-                    let live = candidates.first { (try? ctx.host.link(named: $0)) != nil } ?? candidates[0]
-                    let id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: live)
-                    failures = applier.teardown(BranchPodPlanner.teardown(id))
-                } else {
-                    failures = discoverAndTearDown(candidates, ctx: ctx, applier: applier)
+                    id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: live)
                 }
             } catch {
-                // ipamd down or pod unknown: a DEL that fails blocks pod deletion forever, so
-                // remove whatever the live state shows belongs to this pod and succeed.
+                // A DEL that fails blocks pod deletion forever: carry on from the live state.
                 logger.warning("ipamd unavailable for DEL; tearing down from live state", metadata: ["error": "\(error)"])
-                failures = discoverAndTearDown(candidates, ctx: ctx, applier: applier)
+            }
+            if id == nil {
+                id = candidates.lazy.compactMap { try? LiveDiscovery.branchPod(owner: owner, hostVeth: $0, host: ctx.host) }.first
+            }
+            if let id { steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host) }
+            // Whatever else carries this pod's veth names and is ours: stale iif rules, the veths.
+            for veth in candidates where LiveDiscovery.mayRemove(veth, owner: owner, host: ctx.host) {
+                steps += [.deleteRules(RuleSelector(priority: Priority.strictIIF, inputInterface: veth)), .deleteLink(.host, veth)]
             }
         }
-        if let first = failures.first {
+        if let first = applier.teardown(steps).first {
             throw CNIError(.datapathFailure, "failed to remove branch pod datapath", details: "\(first)")
         }
-    }
-
-    func discoverAndTearDown(_ candidates: [String], ctx: DatapathContext, applier: PlanApplier) -> [DatapathError] {
-        var failures: [DatapathError] = []
-        for veth in candidates {
-            if let id = try? LiveDiscovery.branchPod(hostVeth: veth, host: ctx.host) {
-                failures += applier.teardown(BranchPodPlanner.teardown(id))
-            }
-            failures += applier.teardown([.deleteRules(RuleSelector(priority: Priority.strictIIF, inputInterface: veth)),
-                                          .deleteLink(.host, veth)])
-        }
-        return failures
     }
 
     /// VLAN id from the `dummy` interface's mac, pod IP from ips[0], host veth from interfaces[0].
@@ -159,7 +168,7 @@ public struct Plugin {
         // ipamd knows the branch MAC and trunk; without it, check everything else.
         var mac: MACAddress?
         var trunk: Int32 = 0
-        if let n = try? ipamd.call(RPCRequest(method: .getNetwork, pod: podRequest)).network, n.branch {
+        if let n = try? ipamd.call(RPCRequest(method: .getNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.bestEffort).network, n.branch {
             mac = n.branchMAC.flatMap { MACAddress($0) }
             trunk = n.parentIfIndex
             if n.vlanID != id.vlanID { problems.append("ipamd says VLAN \(n.vlanID), prevResult says \(id.vlanID)") }
@@ -171,9 +180,9 @@ public struct Plugin {
         let gw = prev.ips?.first?.gateway.flatMap { IPAddress($0) } ?? ip
         let pod = BranchPod(mode: config.mode, vlanID: id.vlanID, podIP: ip, subnetGateway: gw,
                             branchMAC: mac ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!, trunkIndex: trunk,
-                            hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu)
+                            hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID)
         do {
-            problems += try PlanVerifier(context: ctx).differences(BranchPodPlanner.setup(pod))
+            problems += try PlanVerifier(context: ctx).differences(BranchPodPlanner.setup(pod), family: pod.family)
         } catch {
             throw CNIError(.datapathFailure, "CHECK could not read the datapath", details: "\(error)")
         }
@@ -195,7 +204,7 @@ public struct Plugin {
 
     public func status() throws(CNIError) {
         do {
-            let reply = try ipamd.call(RPCRequest(method: .ping))
+            let reply = try ipamd.call(RPCRequest(method: .ping), timeoutSeconds: IPAMDTimeouts.bestEffort)
             if !reply.success { throw CNIError(.notAvailable, "ipamd is not ready", details: reply.error?.message ?? "") }
         } catch let e as IPAMDClientError {
             throw CNIError(.notAvailable, "ipamd is not available", details: "\(e)")
@@ -210,7 +219,7 @@ public struct Plugin {
 
     func ask(_ method: RPCMethod) throws(CNIError) -> PodNetwork {
         let reply: RPCReply
-        do { reply = try ipamd.call(RPCRequest(method: method, pod: podRequest)) } catch {
+        do { reply = try ipamd.call(RPCRequest(method: method, pod: podRequest), timeoutSeconds: IPAMDTimeouts.request) } catch {
             switch error {
             case .unreachable, .transport: throw CNIError(.tryAgainLater, "ipamd is not available", details: "\(error)")
             case .protocolError: throw CNIError(.ipamdFailure, "ipamd answered in an unexpected way", details: "\(error)")

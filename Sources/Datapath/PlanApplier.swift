@@ -51,8 +51,9 @@ public struct PlanApplier {
         var undo: [PlanStep] = []
         for step in steps {
             do {
-                try apply(step)
-                undo.append(contentsOf: inverse(of: step))
+                // Only what this run created is undone: an identical rule that was already
+                // there (EEXIST) belongs to someone else.
+                if try apply(step) { undo.append(contentsOf: inverse(of: step)) }
                 logger.trace("applied", metadata: ["step": "\(step)"])
             } catch {
                 logger.error("setup failed, rolling back", metadata: ["step": "\(step)", "error": "\(error)", "undo_steps": "\(undo.count)"])
@@ -68,7 +69,7 @@ public struct PlanApplier {
     public func teardown(_ steps: [PlanStep]) -> [DatapathError] {
         var failures: [DatapathError] = []
         for step in steps {
-            do { try apply(step) } catch {
+            do { _ = try apply(step) } catch {
                 if Self.isAbsence(error) { continue }
                 logger.warning("teardown step failed", metadata: ["step": "\(step)", "error": "\(error)"])
                 failures.append(error)
@@ -79,7 +80,7 @@ public struct PlanApplier {
 
     func rollBack(_ undo: [PlanStep]) {
         for step in undo.reversed() {
-            do { try apply(step) } catch where !Self.isAbsence(error) {
+            do { _ = try apply(step) } catch where !Self.isAbsence(error) {
                 logger.error("rollback step failed", metadata: ["step": "\(step)", "error": "\(error)"])
             } catch {}
         }
@@ -103,11 +104,13 @@ public struct PlanApplier {
         case .rule(let r):
             [.deleteRules(RuleSelector(family: r.family, priority: r.priority, table: r.table, inputInterface: r.inputInterface,
                                        source: r.source, destination: r.destination))]
-        case .linkUp, .sysctl, .address, .neighbor, .deleteLink, .deleteRules, .deleteRoute: []
+        case .linkUp, .tagOwner, .sysctl, .address, .neighbor, .deleteLink, .deleteRules, .deleteRoute: []
         }
     }
 
-    func apply(_ step: PlanStep) throws(DatapathError) {
+    /// Applies one step; false when the object was already there (nothing to undo).
+    @discardableResult
+    func apply(_ step: PlanStep) throws(DatapathError) -> Bool {
         func nl<T>(_ body: () throws(NetlinkError) -> T) throws(DatapathError) -> T {
             do { return try body() } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
         }
@@ -122,6 +125,9 @@ public struct PlanApplier {
             let c = try ctx.client(side, step: step)
             let idx = try ctx.linkIndex(side, name, step: step)
             try nl { () throws(NetlinkError) in try c.setLinkUp(index: idx) }
+        case .tagOwner(let name, let owner):
+            let idx = try ctx.linkIndex(.host, name, step: step)
+            try nl { () throws(NetlinkError) in try ctx.host.setAlias(index: idx, alias: owner) }
         case .sysctl(_, let key, let value):
             do { try ctx.sysctl.write(key, value) } catch where error.isNotFound {
                 // No IPv6 in this kernel (or the link is gone): nothing to configure.
@@ -131,6 +137,7 @@ public struct PlanApplier {
             let idx = try ctx.linkIndex(side, link, step: step)
             do { try c.addAddress(InterfaceAddress(linkIndex: idx, prefix: prefix)) } catch where error.isExists {
                 // Already there: an ADD retried after a crash.
+                return false
             } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
         case .route(let side, let r):
             let c = try ctx.client(side, step: step)
@@ -139,6 +146,7 @@ public struct PlanApplier {
         case .rule(let r):
             do { try ctx.host.addRule(r) } catch where error.isExists {
                 // Identical rule present: idempotent.
+                return false
             } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
         case .neighbor(let side, let link, let address, let macOf):
             let c = try ctx.client(side, step: step)
@@ -157,6 +165,7 @@ public struct PlanApplier {
             let idx = try ctx.linkIndex(side, r.device, step: step)
             try nl { () throws(NetlinkError) in try c.deleteRoute(Self.route(r, index: idx)) }
         }
+        return true
     }
 
     static func route(_ r: PlannedRoute, index: Int32) -> Route {

@@ -9,13 +9,14 @@ public struct PlanVerifier {
     public init(context: DatapathContext) { self.context = context }
 
     /// One line per difference; empty when the datapath matches the plan.
-    public func differences(_ steps: [PlanStep]) throws(NetlinkError) -> [String] {
+    /// Only `family` is read: a node booted without IPv6 refuses IPv6 dumps.
+    public func differences(_ steps: [PlanStep], family: AddressFamily = .ipv4) throws(NetlinkError) -> [String] {
         var problems: [String] = []
         var cache: [Side: Snapshot] = [:]
         func snap(_ side: Side) throws(NetlinkError) -> Snapshot? {
             if let s = cache[side] { return s }
             guard let c = side == .host ? context.host : context.pod else { return nil }
-            let s = try Snapshot(c)
+            let s = try Snapshot(c, family: family)
             cache[side] = s
             return s
         }
@@ -41,6 +42,10 @@ public struct PlanVerifier {
                 if parent > 0 && l.parentIndex != parent { problems.append("\(name) is on link #\(l.parentIndex), expected the trunk #\(parent)") }
             case .linkUp(let side, let name):
                 if let s = try snap(side), let l = s.link(name), !l.isUp { problems.append("\(side.rawValue) link \(name) is down") }
+            case .tagOwner(let name, let owner):
+                if let s = try snap(.host), let l = s.link(name), l.alias != owner {
+                    problems.append("link \(name) belongs to container \(l.alias.isEmpty ? "<none>" : l.alias), not \(owner)")
+                }
             case .address(let side, let link, let prefix):
                 guard let s = try snap(side), let l = s.link(link) else { continue }
                 if !s.addresses.contains(InterfaceAddress(linkIndex: l.index, prefix: prefix)) {
@@ -76,12 +81,12 @@ public struct PlanVerifier {
         var rules: [Rule]
         var neighbors: [Neighbor]
 
-        init(_ c: any NetlinkClient) throws(NetlinkError) {
+        init(_ c: any NetlinkClient, family: AddressFamily) throws(NetlinkError) {
             links = Dictionary(try c.links().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
-            addresses = try c.addresses(family: .ipv4) + c.addresses(family: .ipv6)
-            routes = try c.routes(family: .ipv4) + c.routes(family: .ipv6)
-            rules = try c.rules(family: .ipv4) + c.rules(family: .ipv6)
-            neighbors = try c.neighbors(family: .ipv4) + c.neighbors(family: .ipv6)
+            addresses = try c.addresses(family: family)
+            routes = try c.routes(family: family)
+            rules = try c.rules(family: family)
+            neighbors = try c.neighbors(family: family)
         }
 
         func link(_ name: String) -> LinkInfo? { links[name] }

@@ -14,12 +14,15 @@ public struct BranchPod: Hashable, Sendable {
     public var hostVeth: String
     public var containerInterface: String
     public var mtu: UInt32
+    /// The CNI container id; recorded on the links the pod owns.
+    public var owner: String
 
     public init(mode: PodSGEnforcingMode, vlanID: UInt16, podIP: IPAddress, subnetGateway: IPAddress,
-                branchMAC: MACAddress, trunkIndex: Int32, hostVeth: String, containerInterface: String, mtu: UInt32) {
+                branchMAC: MACAddress, trunkIndex: Int32, hostVeth: String, containerInterface: String, mtu: UInt32,
+                owner: String) {
         self.mode = mode; self.vlanID = vlanID; self.podIP = podIP; self.subnetGateway = subnetGateway
         self.branchMAC = branchMAC; self.trunkIndex = trunkIndex; self.hostVeth = hostVeth
-        self.containerInterface = containerInterface; self.mtu = mtu
+        self.containerInterface = containerInterface; self.mtu = mtu; self.owner = owner
     }
 
     public var vlanLink: String { Naming.vlanLinkName(vlanID: vlanID) }
@@ -47,6 +50,7 @@ public enum BranchPodPlanner {
         var steps: [PlanStep] = []
         // Pod side first: the veth and the pod's view of the world (link-local gateway).
         steps.append(.createVeth(host: p.hostVeth, container: p.containerInterface, mtu: p.mtu))
+        steps.append(.tagOwner(link: p.hostVeth, owner: p.owner))
         steps.append(.linkUp(.host, p.hostVeth))
         steps += ipv6LinkSysctls(p.hostVeth)
         steps.append(.linkUp(.pod, p.containerInterface))
@@ -56,6 +60,7 @@ public enum BranchPodPlanner {
         steps.append(.neighbor(.pod, link: p.containerInterface, address: p.podGateway, macOf: p.hostVeth))
         // Then the branch ENI: VLAN sub-interface on the trunk with the branch MAC, and its table.
         steps.append(.createVLAN(name: p.vlanLink, parentIndex: p.trunkIndex, vlanID: p.vlanID, mac: p.branchMAC))
+        steps.append(.tagOwner(link: p.vlanLink, owner: p.owner))
         steps += ipv6LinkSysctls(p.vlanLink)
         steps.append(.linkUp(.host, p.vlanLink))
         steps.append(.route(.host, PlannedRoute(destination: IPPrefix(host: p.subnetGateway), device: p.vlanLink, table: p.table, scope: .link)))

@@ -25,9 +25,22 @@ public enum Naming {
 
     public static func routeTable(vlanID: UInt16) -> UInt32 { UInt32(vlanID) + tableOffset }
 
+    /// Tables the kernel gives a meaning of its own: 253 default, 254 main, 255 local.
+    public static let reservedTables: [UInt32: String] = [253: "default", 254: "main", 255: "local"]
+
+    /// Why a VLAN id cannot carry a branch pod, or nil when it can. VLAN 153-155 would put the
+    /// pod's routes into the kernel's own tables (154 + 100 = main) and break the node.
+    public static func vlanIDProblem(_ id: Int) -> String? {
+        guard id >= Int(validVLANIDs.lowerBound), id <= Int(validVLANIDs.upperBound) else { return "\(id) is outside 1...4094" }
+        if let name = reservedTables[UInt32(id) + tableOffset] {
+            return "\(id) would use route table \(UInt32(id) + tableOffset), which the kernel reserves (\(name))"
+        }
+        return nil
+    }
+
     /// The VLAN id behind a per-pod table number, if it is one.
     public static func vlanID(forTable table: UInt32) -> UInt16? {
-        guard table > tableOffset, let v = UInt16(exactly: table - tableOffset), validVLANIDs.contains(v) else { return nil }
+        guard table > tableOffset, let v = UInt16(exactly: table - tableOffset), vlanIDProblem(Int(v)) == nil else { return nil }
         return v
     }
 

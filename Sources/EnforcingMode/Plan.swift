@@ -52,6 +52,9 @@ public enum PlanStep: Hashable, Sendable, CustomStringConvertible {
     case createVeth(host: String, container: String, mtu: UInt32)
     case createVLAN(name: String, parentIndex: Int32, vlanID: UInt16, mac: MACAddress)
     case linkUp(Side, String)
+    /// Records the owning container id in the link's alias, so a late DEL of an older sandbox
+    /// can tell the links of the new one apart and leave them alone.
+    case tagOwner(link: String, owner: String)
     /// A per-interface sysctl, e.g. net/ipv6/conf/<if>/accept_ra. ENOENT (no IPv6) is not an error.
     case sysctl(Side, key: String, value: String)
     case address(Side, link: String, IPPrefix)
@@ -73,6 +76,8 @@ public enum PlanStep: Hashable, Sendable, CustomStringConvertible {
             return "host: link add \(n) link #\(p) type vlan id \(id) address \(mac)"
         case .linkUp(let s, let n):
             return "\(s.rawValue): link set \(n) up"
+        case .tagOwner(let n, let owner):
+            return "host: link set \(n) alias \(owner)"
         case .sysctl(let s, let k, let v):
             return "\(s.rawValue): sysctl \(k)=\(v)"
         case .address(let s, let l, let p):

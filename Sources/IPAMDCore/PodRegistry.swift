@@ -26,8 +26,16 @@ public final class PodRegistry: Sendable {
 
     public func record(_ pod: ServedPod, key: String) { pods.withLock { $0[key] = pod } }
 
-    @discardableResult
-    public func remove(key: String) -> ServedPod? { pods.withLock { $0.removeValue(forKey: key) } }
+    /// Removes the entry unless it belongs to another container: a late DEL of an old sandbox
+    /// must not drop the pod's newer sandbox. Returns the entry either way.
+    public func remove(key: String, containerID: String) -> (pod: ServedPod, removed: Bool)? {
+        pods.withLock { pods in
+            guard let p = pods[key] else { return nil }
+            if !containerID.isEmpty && !p.containerID.isEmpty && p.containerID != containerID { return (p, false) }
+            pods[key] = nil
+            return (p, true)
+        }
+    }
 
     public func get(key: String) -> ServedPod? { pods.withLock { $0[key] } }
 

@@ -59,13 +59,18 @@ public final class RPCHandler: Sendable {
     }
 
     func del(_ pod: PodRequest) -> RPCReply {
-        let served = registry.remove(key: pod.key)
-        if let s = served {
+        switch registry.remove(key: pod.key, containerID: pod.containerID) {
+        case let (s, true)?:
             logger.info("released branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(s.vlanID)"])
             return RPCReply(network: PodNetwork(branch: true, podIPv4: s.ipv4, vlanID: s.vlanID, branchMAC: s.mac, branchENIID: s.eniID,
                                                 vpcCIDRs: config.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT))
+        case let (s, false)?:
+            // The pod has a newer sandbox: its branch details are not this container's to remove.
+            logger.info("DEL for a superseded sandbox", metadata: ["pod": "\(pod.key)", "container_id": "\(pod.containerID)", "current": "\(s.containerID)"])
+            return RPCReply(error: RPCFailure(.podNotFound, "\(pod.key) is now served for container \(s.containerID), not \(pod.containerID)"))
+        case nil:
+            // Not served by this ipamd run (e.g. it restarted): the source still knows the pod.
+            return add(pod, record: false)
         }
-        // Not served by this ipamd run (e.g. it restarted): the source still knows the pod.
-        return add(pod, record: false)
     }
 }

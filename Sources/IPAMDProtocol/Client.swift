@@ -1,6 +1,7 @@
 /// What the plugin needs from ipamd. A protocol so plugin logic is testable without a server.
 public protocol IPAMDClient {
-    func call(_ request: RPCRequest) throws(IPAMDClientError) -> RPCReply
+    /// One request and its answer; `timeoutSeconds` bounds connecting, sending and receiving each.
+    func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply
 }
 
 public enum IPAMDClientError: Error, Sendable, CustomStringConvertible {
@@ -23,11 +24,10 @@ public enum IPAMDClientError: Error, Sendable, CustomStringConvertible {
 /// One request per connection over the ipamd Unix socket.
 public struct SocketIPAMDClient: IPAMDClient {
     public var path: String
-    public var timeoutSeconds: Int
 
-    public init(path: String, timeoutSeconds: Int = 30) { self.path = path; self.timeoutSeconds = timeoutSeconds }
+    public init(path: String) { self.path = path }
 
-    public func call(_ request: RPCRequest) throws(IPAMDClientError) -> RPCReply {
+    public func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply {
         let s: UnixStream
         do { s = try UnixStream.connect(path: path, timeoutSeconds: timeoutSeconds) } catch {
             throw error.isUnreachable ? .unreachable(path: path, error) : .transport(error)

@@ -1,4 +1,5 @@
 import FoundationEssentials
+import EnforcingMode
 import NetModel
 
 /// One element of the `vpc.amazonaws.com/pod-eni` annotation as the VPC resource controller writes it.
@@ -95,9 +96,7 @@ public struct BranchENI: Sendable, Hashable, Codable {
 
     public static func validate(_ a: PodENIAnnotation, ipv4: Bool = true, ipv6: Bool = false) throws(AnnotationError) -> BranchENI {
         guard let vlan = a.vlanId else { throw AnnotationError(field: "vlanId", reason: "missing") }
-        guard (1...4094).contains(vlan) else {
-            throw AnnotationError(field: "vlanId", reason: "\(vlan) is outside 1...4094")
-        }
+        if let problem = Naming.vlanIDProblem(vlan) { throw AnnotationError(field: "vlanId", reason: problem) }
         guard let macText = a.ifAddress else { throw AnnotationError(field: "ifAddress", reason: "missing") }
         guard let mac = MACAddress(macText) else {
             throw AnnotationError(field: "ifAddress", reason: "\"\(macText)\" is not a MAC address")

@@ -38,12 +38,13 @@ public final class UnixStream: @unchecked Sendable {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket", errno: errno) }
         let s = UnixStream(fd: fd)
+        // Before connect: a full backlog makes an AF_UNIX connect wait, bounded by SO_SNDTIMEO.
+        s.setTimeout(seconds: timeoutSeconds)
         var addr = try UnixStream.address(path)
         let rc = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
         }
         guard rc == 0 else { throw SocketError("connect \(path)", errno: errno) }
-        s.setTimeout(seconds: timeoutSeconds)
         return s
     }
 

@@ -28,11 +28,13 @@ public struct LinkInfo: Hashable, Sendable {
     public var parentIndex: Int32
     /// VLAN id for kind "vlan", else 0.
     public var vlanID: UInt16
+    /// IFLA_IFALIAS; the plugin records the owning container id here.
+    public var alias: String
 
     public init(index: Int32, name: String, mac: MACAddress?, mtu: UInt32, isUp: Bool,
-                kind: String = "", parentIndex: Int32 = 0, vlanID: UInt16 = 0) {
+                kind: String = "", parentIndex: Int32 = 0, vlanID: UInt16 = 0, alias: String = "") {
         self.index = index; self.name = name; self.mac = mac; self.mtu = mtu; self.isUp = isUp
-        self.kind = kind; self.parentIndex = parentIndex; self.vlanID = vlanID
+        self.kind = kind; self.parentIndex = parentIndex; self.vlanID = vlanID; self.alias = alias
     }
 }
 

@@ -56,6 +56,10 @@ extension LibNLClient {
         try check("set mtu", "#\(index) mtu \(mtu)", nlshim_link_set_mtu(sock, index, mtu))
     }
 
+    public func setAlias(index: Int32, alias: String) throws(NetlinkError) {
+        try check("set alias", "#\(index) alias \(alias)", nlshim_link_set_alias(sock, index, alias))
+    }
+
     public func deleteLink(index: Int32) throws(NetlinkError) {
         try check("delete link", "#\(index)", nlshim_link_delete(sock, index))
     }

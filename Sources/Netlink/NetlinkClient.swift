@@ -15,6 +15,8 @@ public protocol NetlinkClient: AnyObject {
     func addVLAN(name: String, parentIndex: Int32, vlanID: UInt16, mac: MACAddress) throws(NetlinkError)
     func setLinkUp(index: Int32) throws(NetlinkError)
     func setMTU(index: Int32, mtu: UInt32) throws(NetlinkError)
+    /// Sets the link's alias (`ip link show` prints it); at most 255 bytes.
+    func setAlias(index: Int32, alias: String) throws(NetlinkError)
     func deleteLink(index: Int32) throws(NetlinkError)
 
     // Addresses

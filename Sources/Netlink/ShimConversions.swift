@@ -51,7 +51,7 @@ extension LinkInfo {
         self.init(index: l.index, name: fieldString(of: l.name),
                   mac: l.has_mac != 0 ? MACAddress(bytes: fieldBytes(of: l.mac, count: 6)) : nil,
                   mtu: l.mtu, isUp: l.is_up != 0, kind: fieldString(of: l.kind),
-                  parentIndex: l.parent_index, vlanID: l.vlan_id)
+                  parentIndex: l.parent_index, vlanID: l.vlan_id, alias: fieldString(of: l.alias))
     }
 }
 

@@ -22,6 +22,7 @@ static int parse_link(struct nlmsghdr *hdr, nlshim_link *out) {
     out->index = ifi->ifi_index;
     out->is_up = (ifi->ifi_flags & IFF_UP) ? 1 : 0;
     if (tb[IFLA_IFNAME]) nla_strlcpy(out->name, tb[IFLA_IFNAME], sizeof(out->name));
+    if (tb[IFLA_IFALIAS]) nla_strlcpy(out->alias, tb[IFLA_IFALIAS], sizeof(out->alias));
     if (tb[IFLA_ADDRESS] && nla_len(tb[IFLA_ADDRESS]) == ETH_ALEN) {
         memcpy(out->mac, nla_data(tb[IFLA_ADDRESS]), ETH_ALEN);
         out->has_mac = 1;
@@ -172,6 +173,16 @@ int nlshim_link_set_mtu(nlshim_sock *s, int32_t index, uint32_t mtu) {
     struct nl_msg *msg = link_msg(RTM_NEWLINK, 0, index, 0, 0);
     if (!msg) return -ENOMEM;
     if (nla_put_u32(msg, IFLA_MTU, mtu) < 0) { nlmsg_free(msg); return -EMSGSIZE; }
+    return nlshim_transact(s, msg, NULL, NULL);
+}
+
+int nlshim_link_set_alias(nlshim_sock *s, int32_t index, const char *alias) {
+    nlshim_begin(s);
+    if (index <= 0) return -ENODEV;
+    if (strlen(alias) >= NLSHIM_ALIASSIZ) return -EINVAL;
+    struct nl_msg *msg = link_msg(RTM_NEWLINK, 0, index, 0, 0);
+    if (!msg) return -ENOMEM;
+    if (nla_put_string(msg, IFLA_IFALIAS, alias) < 0) { nlmsg_free(msg); return -EMSGSIZE; }
     return nlshim_transact(s, msg, NULL, NULL);
 }
 

@@ -47,7 +47,7 @@ private final class NamespacedProvider: DatapathProvider {
 private final class StubIPAMD: IPAMDClient, @unchecked Sendable {
     var network: PodNetwork?
     var down = false
-    func call(_ request: RPCRequest) throws(IPAMDClientError) -> RPCReply {
+    func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply {
         if down { throw .unreachable(path: "/none", SocketError("connect", errno: ENOENT)) }
         return RPCReply(network: network)
     }
@@ -82,7 +82,7 @@ private final class Fabric {
         BranchPod(mode: mode, vlanID: vlan, podIP: IPAddress("10.0.40.12")!, subnetGateway: IPAddress("10.0.32.1")!,
                   branchMAC: MACAddress("0a:1b:2c:3d:4e:5f")!, trunkIndex: trunkIndex,
                   hostVeth: Naming.hostVethName(prefix: mode == .strict ? "vlan" : "eni", podNamespace: "default", podName: "nginx"),
-                  containerInterface: "eth0", mtu: 9001)
+                  containerInterface: "eth0", mtu: 9001, owner: "c1")
     }
 
     func dispatcher(_ ipamd: StubIPAMD, _ provider: NamespacedProvider) -> Dispatcher {
@@ -102,6 +102,7 @@ private func withoutVLAN(_ steps: [PlanStep], vlanLink: String) -> [PlanStep] {
         case .createVLAN: false
         case .linkUp(_, let n): n != vlanLink
         case .sysctl(_, let key, _): !key.contains(vlanLink)
+        case .tagOwner(let n, _): n != vlanLink
         case .route(_, let r): r.device != vlanLink
         default: true
         }
@@ -158,8 +159,12 @@ private func conf(_ mode: String, prev: String? = nil) -> [UInt8] {
         let ctx = try provider.podContext(netnsPath: f.pod.path)
         let p = f.pod(mode)
         try PlanApplier(context: ctx, logger: quiet).setup(withoutVLAN(BranchPodPlanner.setup(p), vlanLink: p.vlanLink))
-        #expect(try LiveDiscovery.branchPod(hostVeth: p.hostVeth, host: f.nodeNL) == BranchPodIdentity(vlanID: 7, podIP: p.podIP, hostVeth: p.hostVeth))
-        #expect(try LiveDiscovery.branchPod(hostVeth: "vlan00000000000", host: f.nodeNL) == nil)
+        #expect(try LiveDiscovery.branchPod(owner: "c1", hostVeth: p.hostVeth, host: f.nodeNL) == BranchPodIdentity(vlanID: 7, podIP: p.podIP, hostVeth: p.hostVeth))
+        #expect(try LiveDiscovery.branchPod(owner: "c1", hostVeth: "vlan00000000000", host: f.nodeNL) == nil)
+        // The owner tag is readable back through libnl.
+        #expect(try f.nodeNL.link(named: p.hostVeth)?.alias == "c1")
+        #expect(LiveDiscovery.mayRemove(p.hostVeth, owner: "c1", host: f.nodeNL))
+        #expect(!LiveDiscovery.mayRemove(p.hostVeth, owner: "c2", host: f.nodeNL))
     }
 
     @Test(.enabled(if: isRoot, "needs root: creates network namespaces"))

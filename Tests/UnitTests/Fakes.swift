@@ -76,6 +76,12 @@ final class FakeNetlink: NetlinkClient {
         linkTable[l.name]!.isUp = true
     }
 
+    func setAlias(index: Int32, alias: String) throws(NetlinkError) {
+        try mutate("setAlias \(index)")
+        guard let l = linkTable.values.first(where: { $0.index == index }) else { throw NetlinkError(operation: "setAlias", errno: ENODEV) }
+        linkTable[l.name]!.alias = alias
+    }
+
     func setMTU(index: Int32, mtu: UInt32) throws(NetlinkError) {
         try mutate("setMTU")
         guard let l = linkTable.values.first(where: { $0.index == index }) else { throw NetlinkError(operation: "setMTU", errno: ENODEV) }
@@ -103,7 +109,11 @@ final class FakeNetlink: NetlinkClient {
     }
     func deleteRoute(_ r: Route) throws(NetlinkError) {
         try mutate("deleteRoute \(r)")
-        guard let i = routeList.firstIndex(where: { $0.destination == r.destination && $0.table == r.table }) else {
+        // Like the kernel: a given device or gateway must match too.
+        guard let i = routeList.firstIndex(where: {
+            $0.destination == r.destination && $0.table == r.table
+                && (r.outputIndex == nil || $0.outputIndex == r.outputIndex) && (r.gateway == nil || $0.gateway == r.gateway)
+        }) else {
             throw NetlinkError(operation: "deleteRoute", errno: ESRCH)
         }
         routeList.remove(at: i)
@@ -173,7 +183,7 @@ final class FakeIPAMD: IPAMDClient {
 
     init(network: PodNetwork? = nil) { self.network = network }
 
-    func call(_ request: RPCRequest) throws(IPAMDClientError) -> RPCReply {
+    func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply {
         requests.append(request)
         if down { throw .unreachable(path: "/fake.sock", SocketError("connect", errno: ECONNREFUSED)) }
         if let failure { return RPCReply(error: failure) }

@@ -98,6 +98,20 @@ let podsFile = #"""
         #expect(h.registry.all.isEmpty)
     }
 
+    @Test func lateDelOfOldSandboxKeepsTheNewOne() {
+        let h = handler(tempDir())
+        let old = PodRequest(podName: "db-client", podNamespace: "default", containerID: "old")
+        let new = PodRequest(podName: "db-client", podNamespace: "default", containerID: "new")
+        _ = h.handle(RPCRequest(method: .addNetwork, pod: old))
+        _ = h.handle(RPCRequest(method: .addNetwork, pod: new))
+        let d = h.handle(RPCRequest(method: .delNetwork, pod: old))
+        #expect(d.error?.code == .podNotFound)
+        #expect(d.error?.message.contains("new") == true)
+        #expect(h.registry.all.map(\.containerID) == ["new"])
+        #expect(h.handle(RPCRequest(method: .delNetwork, pod: new)).network?.vlanID == 7)
+        #expect(h.registry.all.isEmpty)
+    }
+
     @Test func fileChangesAreSeen() {
         let dir = tempDir()
         let h = handler(dir)
@@ -167,7 +181,7 @@ let podsFile = #"""
 
         // Still serving real requests.
         let client = SocketIPAMDClient(path: sock)
-        let add = try client.call(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", podUID: "u1", containerID: "c1")))
+        let add = try client.call(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", podUID: "u1", containerID: "c1")), timeoutSeconds: 5)
         #expect(add.network?.vlanID == 7)
 
         // The debug socket shows the served pod.
@@ -192,7 +206,7 @@ let podsFile = #"""
         close(fd)
         #expect(FileManager.default.fileExists(atPath: dir + "/ipamd.sock"))
         let d = try start(dir)
-        #expect(try SocketIPAMDClient(path: dir + "/ipamd.sock").call(RPCRequest(method: .ping)).success)
+        #expect(try SocketIPAMDClient(path: dir + "/ipamd.sock").call(RPCRequest(method: .ping), timeoutSeconds: 5).success)
         #expect(throws: SocketError.self) { try self.start(dir) }
         d.stop()
         #expect(!FileManager.default.fileExists(atPath: dir + "/ipamd.sock"))

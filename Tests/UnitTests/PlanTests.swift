@@ -5,11 +5,13 @@ import Testing
 func samplePod(_ mode: PodSGEnforcingMode) -> BranchPod {
     let veth = Naming.hostVethName(prefix: Naming.vethPrefix(mode: mode, configuredPrefix: "eni"), podNamespace: "default", podName: "nginx")
     return BranchPod(mode: mode, vlanID: 7, podIP: IPAddress("10.0.40.12")!, subnetGateway: IPAddress("10.0.32.1")!,
-                     branchMAC: MACAddress("0a:1b:2c:3d:4e:5f")!, trunkIndex: 3, hostVeth: veth, containerInterface: "eth0", mtu: 9001)
+                     branchMAC: MACAddress("0a:1b:2c:3d:4e:5f")!, trunkIndex: 3, hostVeth: veth, containerInterface: "eth0", mtu: 9001,
+                     owner: "c1")
 }
 
 func commonPodSide(_ veth: String) -> [String] { [
     "host: link add \(veth) type veth peer eth0 netns pod mtu 9001",
+    "host: link set \(veth) alias c1",
     "host: link set \(veth) up",
     "host: sysctl net/ipv6/conf/\(veth)/accept_ra=0",
     "host: sysctl net/ipv6/conf/\(veth)/accept_redirects=1",
@@ -20,6 +22,7 @@ func commonPodSide(_ veth: String) -> [String] { [
     "pod: route replace default via 169.254.1.1 dev eth0 table main",
     "pod: neigh replace 169.254.1.1 lladdr <mac of \(veth)> dev eth0 nud permanent",
     "host: link add vlan.eth.7 link #3 type vlan id 7 address 0a:1b:2c:3d:4e:5f",
+    "host: link set vlan.eth.7 alias c1",
     "host: sysctl net/ipv6/conf/vlan.eth.7/accept_ra=0",
     "host: sysctl net/ipv6/conf/vlan.eth.7/accept_redirects=1",
     "host: sysctl net/ipv6/conf/vlan.eth.7/forwarding=0",
@@ -112,9 +115,22 @@ func commonPodSide(_ veth: String) -> [String] { [
         #expect(Naming.routeTable(vlanID: 7) == 107)
         #expect(Naming.vlanID(forTable: 107) == 7)
         #expect(Naming.vlanID(forTable: 100) == nil)
-        #expect(Naming.vlanID(forTable: 254) == 154)
+        #expect(Naming.vlanID(forTable: 254) == nil)
+        #expect(Naming.vlanID(forTable: 4194) == 4094)
         #expect(Naming.subnetGatewayV4(subnet: IPPrefix("10.0.32.0/19")!) == IPAddress("10.0.32.1"))
         #expect(Naming.subnetGatewayV4(subnet: IPPrefix("10.0.40.77/19")!) == IPAddress("10.0.32.1"))
+    }
+}
+
+@Suite struct VLANRangeTests {
+    @Test(arguments: [0, 153, 154, 155, 4095, -1])
+    func refused(_ id: Int) { #expect(Naming.vlanIDProblem(id) != nil) }
+
+    @Test(arguments: [1, 7, 120, 152, 156, 4094])
+    func accepted(_ id: Int) { #expect(Naming.vlanIDProblem(id) == nil) }
+
+    @Test func reservedTableIsNamed() {
+        #expect(Naming.vlanIDProblem(154) == "154 would use route table 254, which the kernel reserves (main)")
     }
 }
 

@@ -20,9 +20,10 @@ struct Harness {
         ipamd.network!.parentIfIndex = dp.trunk.index
     }
 
-    func run(_ command: String, conf: String, netns: String = "/var/run/netns/pod1", args: String = "K8S_POD_NAMESPACE=default;K8S_POD_NAME=nginx;K8S_POD_UID=u1") -> Outcome {
+    func run(_ command: String, conf: String, netns: String = "/var/run/netns/pod1", args: String = "K8S_POD_NAMESPACE=default;K8S_POD_NAME=nginx;K8S_POD_UID=u1",
+             containerID: String = "c1") -> Outcome {
         let d = Dispatcher(makeIPAMD: { _ in ipamd }, datapath: dp, makeLogger: { _, _ in Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() }) })
-        return d.run(environment: ["CNI_COMMAND": command, "CNI_CONTAINERID": "c1", "CNI_NETNS": netns, "CNI_IFNAME": "eth0",
+        return d.run(environment: ["CNI_COMMAND": command, "CNI_CONTAINERID": containerID, "CNI_NETNS": netns, "CNI_IFNAME": "eth0",
                                    "CNI_PATH": "/opt/cni/bin", "CNI_ARGS": args], stdin: Array(conf.utf8))
     }
 
@@ -108,7 +109,7 @@ func code(_ o: Outcome) -> UInt32? {
             #expect(h.ipamd.requests.last?.method == .delNetwork)
             k += 1
         }
-        #expect(k == 10)  // 9 mutating host calls in a standard ADD
+        #expect(k == 12)  // 11 mutating host calls in a standard ADD
     }
 
     @Test func failedAddOnPodSideLeavesNothing() {
@@ -117,13 +118,58 @@ func code(_ o: Outcome) -> UInt32? {
             let h = Harness()
             let hostBefore = h.dp.host.state
             h.dp.pod.failAt = (k, EPERM)
-            if h.run("ADD", conf: Harness.conf("strict")).exitCode == 0 { break }
-            h.dp.host.failAt = nil
+            let out = h.run("ADD", conf: Harness.conf("strict"))
+            if out.exitCode == 0 { break }
+            h.dp.pod.failAt = nil
+            #expect(code(out) == 101)
             #expect(h.dp.host.state == hostBefore)
             #expect(h.dp.pod.state.isEmpty)
+            #expect(h.ipamd.requests.last?.method == .delNetwork)
             k += 1
         }
-        #expect(k > 3)
+        #expect(k == 6)  // 5 mutating pod-side calls: link up, address, two routes, neighbour
+    }
+
+    @Test func failedAddBeforeTheDatapathReleasesIPAMD() {
+        let h = Harness()
+        #expect(code(h.run("ADD", conf: Harness.conf(), netns: "/var/run/netns/missing")) == 101)
+        #expect(h.ipamd.requests.map(\.method) == [.addNetwork, .delNetwork])
+    }
+
+    @Test(arguments: ["strict", "standard"])
+    func lateDelOfOldSandboxLeavesTheNewOne(_ mode: String) throws {
+        // Sandbox c1 of default/nginx is replaced by c2 (same pod, same VLAN) before c1's DEL.
+        let h = Harness()
+        let hostBefore = h.dp.host.state
+        let old = h.run("ADD", conf: Harness.conf(mode))
+        #expect(old.exitCode == 0)
+        h.dp.pod.linkTable.removeAll(); h.dp.pod.addressList.removeAll(); h.dp.pod.routeList.removeAll(); h.dp.pod.neighborList.removeAll()
+        let new = h.run("ADD", conf: Harness.conf(mode), containerID: "c2")
+        #expect(new.exitCode == 0)
+        let withNew = h.dp.host.state
+        // Late DEL of c1, from prevResult, then without prevResult (ipamd up, then down).
+        #expect(h.run("DEL", conf: Harness.conf(mode, prevResult: old.stdout), netns: "").exitCode == 0)
+        #expect(h.run("DEL", conf: Harness.conf(mode), netns: "").exitCode == 0)
+        h.ipamd.down = true
+        #expect(h.run("DEL", conf: Harness.conf(mode), netns: "").exitCode == 0)
+        #expect(h.dp.host.state == withNew)
+        #expect(h.run("CHECK", conf: Harness.conf(mode, prevResult: new.stdout), containerID: "c2").exitCode == 0)
+        // c2's own DEL removes everything.
+        #expect(h.run("DEL", conf: Harness.conf(mode, prevResult: new.stdout), netns: "", containerID: "c2").exitCode == 0)
+        #expect(h.dp.host.state == hostBefore)
+    }
+
+    @Test func standardDelAfterNetnsGoneWithoutPrevResultOrIPAMD() {
+        // The pod netns (and so the veth and the main route) is gone; VLAN, table and rules remain.
+        let h = Harness()
+        let hostBefore = h.dp.host.state
+        #expect(h.run("ADD", conf: Harness.conf("standard")).exitCode == 0)
+        let veth = h.dp.host.linkTable["enic440f455693"]!
+        h.dp.host.removeLink(veth)
+        h.dp.pod.linkTable.removeAll()
+        h.ipamd.down = true
+        #expect(h.run("DEL", conf: Harness.conf("standard"), netns: "").exitCode == 0)
+        #expect(h.dp.host.state == hostBefore)
     }
 
     @Test func addReplacesLeftoversOfSameNamePod() {

@@ -46,6 +46,7 @@ import Testing
     @Test(arguments: [
         (#""vlanId":7"#, #""vlanId":0"#, "vlanId"),
         (#""vlanId":7"#, #""vlanId":4095"#, "vlanId"),
+        (#""vlanId":7"#, #""vlanId":154"#, "vlanId"),
         (#""vlanId":7,"#, "", "vlanId"),
         (#""ifAddress":"0a:1b:2c:3d:4e:5f""#, #""ifAddress":"zz:1b:2c:3d:4e:5f""#, "ifAddress"),
         (#""ifAddress":"0a:1b:2c:3d:4e:5f""#, #""ifAddress":"01:00:5e:00:00:01""#, "ifAddress"),

@@ -85,8 +85,9 @@ conf() { # mode [prevResult]
 }
 
 # cni COMMAND POD NETNS MODE [prevResult]: runs aws-cni in the node as kubelet would.
+# The container id is cid-POD unless CID is set.
 cni() {
-    printf '%s' "$(conf "$4" "${5:-}")" | node env CNI_COMMAND="$1" CNI_CONTAINERID="cid-$2" CNI_NETNS="$3" CNI_IFNAME=eth0 \
+    printf '%s' "$(conf "$4" "${5:-}")" | node env CNI_COMMAND="$1" CNI_CONTAINERID="${CID:-cid-$2}" CNI_NETNS="$3" CNI_IFNAME=eth0 \
         CNI_PATH=/opt/cni/bin CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$2;K8S_POD_UID=uid-$2" "$BIN/aws-cni"
 }
 

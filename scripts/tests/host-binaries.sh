@@ -50,12 +50,12 @@ expect_error "ipamd down on STATUS" 50 "ipamd" "$GOOD" CNI_COMMAND=STATUS
 
 out=$(printf '%s' '{"cniVersion":"0.4.0"}' | env -i CNI_COMMAND=VERSION "$BIN/aws-cni")
 assert_eq "VERSION answers in the asked version" '{"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}' "$out"
-out=$(printf '%s' "$GOOD" | env -i CNI_COMMAND=DEL CNI_CONTAINERID=c1 CNI_IFNAME=eth0 CNI_NETNS= "$BIN/aws-cni"); rc=$?
-assert_eq "DEL of an unknown pod with ipamd down succeeds" "0:" "$rc:$out"
-assert_empty "nothing on stdout for DEL" "$out"
-
 echo "== ipamd binary"
 ip netns add "$NS"
+# DEL looks at rules and links: only ever inside the throwaway namespace.
+out=$(printf '%s' "$GOOD" | env -i CNI_COMMAND=DEL CNI_CONTAINERID=c1 CNI_IFNAME=eth0 CNI_NETNS= ip netns exec "$NS" "$BIN/aws-cni"); rc=$?
+assert_eq "DEL of an unknown pod with ipamd down succeeds" "0:" "$rc:$out"
+assert_empty "nothing on stdout for DEL" "$out"
 ip -n "$NS" link add eth1 address 0a:00:00:00:0f:01 type veth peer name eth1peer
 printf '{"pods":{}}' > "$WORK/pods.json"
 IPAMD_ENV=(POD_ENI_SOURCE=file:$WORK/pods.json TRUNK_INTERFACE=0a:00:00:00:0f:01 VPC_CIDRS=10.0.0.0/16

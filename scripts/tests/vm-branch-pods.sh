@@ -44,6 +44,7 @@ life() { # mode pod vlan ip veth expected_rules expected_table
     assert_contains "$mode: vlan.eth.$vlan is on eth1" "vlan.eth.$vlan@eth1" "$vl"
     assert_contains "$mode: vlan.eth.$vlan is up" ",UP," "$vl"
     assert_contains "$mode: vlan.eth.$vlan inherits the trunk MTU" "mtu 9001" "$vl"
+    assert_contains "$mode: vlan.eth.$vlan is tagged with its container" "alias cid-$pod" "$vl"
     assert_eq "$mode: vlan.eth.$vlan has no IP address" "" "$(node ip -o addr show dev "vlan.eth.$vlan" | grep -w inet)"
     assert_contains "$mode: host veth $veth is up" ",UP," "$(node ip -o link show "$veth")"
     assert_eq "$mode: pod addresses" "$ip/32" "$(ip -n "pod-$mode" -o -4 addr show dev eth0 | awk '{print $4}')"
@@ -119,12 +120,33 @@ assert_eq "failed ADD leaves no rule" "$baseline_rules" "$(node ip rule show)"
 assert_empty "failed ADD leaves no pod interface" "$(ip -n pod-strict -o link show eth0 2>/dev/null)"
 node ip link del squat7
 
+# --- a late DEL of an old sandbox leaves the pod's new sandbox alone ------------------------
+echo "== late DEL of a replaced sandbox"
+old=$(CID=sandbox-1 cni ADD strict-pod /run/netns/pod-strict strict)
+ip netns del pod-strict; ip netns add pod-strict    # the old sandbox's netns is gone
+new=$(CID=sandbox-2 cni ADD strict-pod /run/netns/pod-strict strict); rc=$?
+assert_eq "the new sandbox's ADD replaces the old one's leftovers" 0 "$rc"
+rules_new=$(node ip rule show)
+CID=sandbox-1 cni DEL strict-pod "" strict "$old" >/dev/null
+assert_eq "late DEL of the old sandbox (prevResult) succeeds" 0 $?
+CID=sandbox-1 cni DEL strict-pod "" strict >/dev/null
+assert_eq "late DEL of the old sandbox (no prevResult) succeeds" 0 $?
+assert_eq "the new sandbox keeps its rules" "$rules_new" "$(node ip rule show)"
+assert_contains "the new sandbox keeps its VLAN" "alias sandbox-2" "$(node ip -d -o link show vlan.eth.7)"
+assert_ok "the new sandbox still reaches its gateway" ip netns exec pod-strict ping -c 1 -W 5 -q "$GW"
+CID=sandbox-2 cni CHECK strict-pod /run/netns/pod-strict strict "$new"
+assert_eq "CHECK of the new sandbox passes" 0 $?
+CID=sandbox-2 cni DEL strict-pod /run/netns/pod-strict strict "$new"
+assert_eq "DEL of the new sandbox" 0 $?
+assert_eq "ip rule back to baseline" "$baseline_rules" "$(node ip rule show)"
+
 # --- DEL while ipamd is down, without prevResult -------------------------------------------
-echo "== DEL with ipamd down and no prevResult"
+echo "== DEL with ipamd down, no prevResult and the pod netns gone"
 assert_ok "ADD standard pod" cni ADD standard-pod /run/netns/pod-standard standard
 stop_ipamd; rc=$?
 assert_eq "ipamd exits 0 on SIGTERM" 0 "$rc"
 assert_empty "ipamd removed its sockets on SIGTERM" "$(ls "$IPAMD_SOCKET" "$IPAMD_DEBUG_SOCKET" 2>/dev/null)"
+ip netns del pod-standard    # the pod's netns (and with it the host veth and main route) is gone too
 assert_ok "DEL succeeds with ipamd down" cni DEL standard-pod "" standard
 assert_eq "nothing left: rules" "$baseline_rules" "$(node ip rule show)"
 assert_empty "nothing left: vlan.eth.8" "$(node ip -o link show vlan.eth.8 2>/dev/null)"

@@ -20,6 +20,8 @@ extern "C" {
 // Sizes of the fixed text fields below (kernel IFNAMSIZ; link kinds are short words).
 #define NLSHIM_IFNAMSIZ 16
 #define NLSHIM_KINDSIZ 16
+/// IFALIASZ: the kernel keeps at most 255 bytes of alias.
+#define NLSHIM_ALIASSIZ 256
 
 // ----- Socket -------------------------------------------------------------------------------
 
@@ -51,6 +53,7 @@ typedef struct nlshim_link {
     char kind[NLSHIM_KINDSIZ]; // IFLA_INFO_KIND: "veth", "vlan", "dummy", ... or ""
     int32_t parent_index;      // IFLA_LINK (VLAN parent, veth peer), 0 when absent
     uint16_t vlan_id;          // IFLA_VLAN_ID for kind "vlan", else 0
+    char alias[NLSHIM_ALIASSIZ]; // IFLA_IFALIAS, "" when unset
 } nlshim_link;
 
 typedef void (*nlshim_link_fn)(const nlshim_link *link, void *ctx);
@@ -69,6 +72,8 @@ int nlshim_link_add_vlan(nlshim_sock *sock, const char *name, int32_t parent_ind
                          uint16_t vlan_id, const uint8_t mac[6]);
 int nlshim_link_set_up(nlshim_sock *sock, int32_t index);
 int nlshim_link_set_mtu(nlshim_sock *sock, int32_t index, uint32_t mtu);
+/// Sets IFLA_IFALIAS (the `ip link ... alias` text); "" clears it. We tag links with their owner.
+int nlshim_link_set_alias(nlshim_sock *sock, int32_t index, const char *alias);
 int nlshim_link_delete(nlshim_sock *sock, int32_t index);
 
 // ----- Addresses ----------------------------------------------------------------------------
