@@ -15,9 +15,19 @@ public struct NetConf: Decodable, Sendable {
     /// Ours: where ipamd listens (default /var/run/aws-node/ipamd.sock).
     public var ipamdSocket: String?
     public var prevResult: CNIResult?
+    /// GC only: the attachments the runtime still has for this network.
+    public var validAttachments: [Attachment]?
+
+    public struct Attachment: Codable, Sendable, Hashable {
+        public var containerID: String
+        public var ifname: String
+
+        public init(containerID: String, ifname: String) { self.containerID = containerID; self.ifname = ifname }
+    }
 
     enum CodingKeys: String, CodingKey {
         case cniVersion, name, type, vethPrefix, mtu, podSGEnforcingMode, pluginLogFile, pluginLogLevel, ipamdSocket, prevResult
+        case validAttachments = "cni.dev/valid-attachments"
     }
 
     public init(cniVersion: String? = nil) { self.cniVersion = cniVersion }
@@ -38,6 +48,7 @@ public struct NetConf: Decodable, Sendable {
         pluginLogLevel = try c.decodeIfPresent(String.self, forKey: .pluginLogLevel)
         ipamdSocket = try c.decodeIfPresent(String.self, forKey: .ipamdSocket)
         prevResult = try c.decodeIfPresent(CNIResult.self, forKey: .prevResult)
+        validAttachments = try c.decodeIfPresent([Attachment].self, forKey: .validAttachments)
     }
 }
 
@@ -58,6 +69,7 @@ public struct PluginConfig: Sendable, Hashable {
     public var logLevel: String
     public var ipamdSocket: String
     public var prevResult: CNIResult?
+    public var validAttachments: [NetConf.Attachment]?
 
     /// Version problems are code 1; every other bad value is code 7 and names the key.
     public static func validate(_ c: NetConf) throws(CNIError) -> PluginConfig {
@@ -93,6 +105,7 @@ public struct PluginConfig: Sendable, Hashable {
             throw CNIError(.invalidConfig, "invalid ipamdSocket \"\(socket)\"", details: "an absolute path")
         }
         return PluginConfig(cniVersion: v, networkName: c.name ?? "", mode: mode, vethPrefix: prefix, mtu: mtu,
-                            logFile: logFile, logLevel: level, ipamdSocket: socket, prevResult: c.prevResult)
+                            logFile: logFile, logLevel: level, ipamdSocket: socket, prevResult: c.prevResult,
+                            validAttachments: c.validAttachments)
     }
 }

@@ -193,11 +193,39 @@ public struct Plugin {
 
     // MARK: GC
 
-    /// Accepted so runtimes that send GC get success. Branch pods are reclaimed by DEL (which
-    /// never fails on absence) and by ADD's cleanup of same-name leftovers; a GC that maps
-    /// attachments to VLANs needs per-attachment state, which is planned, not built.
+    /// Removes the datapath of every attachment the runtime no longer has: links tagged with a
+    /// container id that is not in `cni.dev/valid-attachments`, with their VLAN's table and rules.
+    /// Untagged links are left alone: nothing says whose they are.
     public func gc() throws(CNIError) {
-        logger.debug("GC: nothing to collect without per-attachment state")
+        guard let attachments = config.validAttachments else {
+            throw CNIError(.invalidConfig, "GC needs cni.dev/valid-attachments in the network configuration")
+        }
+        let valid = Set(attachments.map(\.containerID))
+        let ctx = try open { () throws(NetlinkError) in try datapath.hostContext() }
+        let links: [LinkInfo]
+        do { links = try ctx.host.links() } catch {
+            throw CNIError(.datapathFailure, "GC could not list links", details: "\(error)")
+        }
+        let prefixes = [Naming.strictVethPrefix, config.vethPrefix]
+        let stale = links.filter { l in
+            !l.alias.isEmpty && !valid.contains(l.alias)
+                && ((l.kind == "vlan" && l.name.hasPrefix("vlan.eth.")) || (l.kind == "veth" && prefixes.contains { l.name.hasPrefix($0) }))
+        }
+        var steps: [PlanStep] = []
+        for owner in Set(stale.map(\.alias)).sorted() {
+            let veth = stale.first { $0.alias == owner && $0.kind == "veth" }?.name ?? ""
+            if let id = try? LiveDiscovery.branchPod(owner: owner, hostVeth: veth, host: ctx.host) {
+                steps += BranchPodPlanner.teardown(id)
+            }
+            for l in stale where l.alias == owner {
+                if l.kind == "veth" { steps.append(.deleteRules(RuleSelector(priority: Priority.strictIIF, inputInterface: l.name))) }
+                steps.append(.deleteLink(.host, l.name))
+            }
+        }
+        logger.info("GC", metadata: ["valid_attachments": "\(valid.count)", "stale_links": "\(stale.map(\.name))"])
+        if let first = PlanApplier(context: ctx, logger: logger).teardown(steps).first {
+            throw CNIError(.datapathFailure, "GC failed to remove a stale datapath", details: "\(first)")
+        }
     }
 
     // MARK: STATUS

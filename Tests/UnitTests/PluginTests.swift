@@ -182,6 +182,38 @@ func code(_ o: Outcome) -> UInt32? {
         #expect(h.dp.host.ruleList.filter { $0.priority == 10 }.count == 2)
     }
 
+    @Test(arguments: ["strict", "standard"])
+    func gcRemovesOnlyAttachmentsNoLongerValid(_ mode: String) {
+        let h = Harness()
+        let hostBefore = h.dp.host.state
+        let gone = h.run("ADD", conf: Harness.conf(mode), args: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=gone", containerID: "c-gone")
+        #expect(gone.exitCode == 0)
+        // Its sandbox is gone (the fake's single pod namespace is reused for the next pod).
+        h.dp.pod.linkTable.removeAll(); h.dp.pod.addressList.removeAll(); h.dp.pod.routeList.removeAll(); h.dp.pod.neighborList.removeAll()
+        h.dp.host.vethPeers.removeAll()
+        let goneVeth = Naming.hostVethName(prefix: mode == "strict" ? "vlan" : "eni", podNamespace: "default", podName: "gone")
+        h.ipamd.network!.vlanID = 9
+        h.ipamd.network!.podIPv4 = "10.0.40.19"
+        let kept = h.run("ADD", conf: Harness.conf(mode), args: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=kept", containerID: "c-kept")
+        #expect(kept.exitCode == 0)
+        let keptOnly = h.dp.host.state.filter { !$0.contains("vlan.eth.7") && !$0.contains("107") && !$0.contains("10.0.40.12") && !$0.contains(goneVeth) }
+        // Not ours to judge: an untagged VLAN link from another tool stays.
+        h.dp.host.addLink("vlan.eth.30", kind: "vlan", parent: h.dp.trunk.index, vlan: 30)
+        let gcConf = #"{"cniVersion":"1.1.0","name":"aws-cni","type":"aws-cni","podSGEnforcingMode":"\#(mode)","cni.dev/valid-attachments":[{"containerID":"c-kept","ifname":"eth0"}]}"#
+        let gc = h.run("GC", conf: gcConf)
+        #expect(gc.exitCode == 0, "\(gc.stdout)")
+        #expect(h.dp.host.linkTable["vlan.eth.7"] == nil)
+        #expect(h.dp.host.linkTable["vlan.eth.30"] != nil)
+        #expect(h.dp.host.state.filter { !$0.contains("vlan.eth.30") } == keptOnly)
+        #expect(h.run("CHECK", conf: Harness.conf(mode, prevResult: kept.stdout), args: "K8S_POD_NAMESPACE=default;K8S_POD_NAME=kept", containerID: "c-kept").exitCode == 0)
+        // Nothing valid: everything of ours goes.
+        h.dp.host.removeLink(h.dp.host.linkTable["vlan.eth.30"]!)
+        let none = #"{"cniVersion":"1.1.0","name":"aws-cni","type":"aws-cni","podSGEnforcingMode":"\#(mode)","cni.dev/valid-attachments":[]}"#
+        #expect(h.run("GC", conf: none).exitCode == 0)
+        #expect(h.dp.host.state == hostBefore)
+        #expect(code(h.run("GC", conf: Harness.conf(mode))) == 7)
+    }
+
     @Test func checkReportsMissingRule() {
         let h = Harness()
         let add = h.run("ADD", conf: Harness.conf("strict"))

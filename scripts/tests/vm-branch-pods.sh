@@ -140,6 +140,27 @@ CID=sandbox-2 cni DEL strict-pod /run/netns/pod-strict strict "$new"
 assert_eq "DEL of the new sandbox" 0 $?
 assert_eq "ip rule back to baseline" "$baseline_rules" "$(node ip rule show)"
 
+# --- GC removes what belongs to no valid attachment ---------------------------------------
+echo "== GC"
+gc_conf() { # valid container ids...
+    local list="" id
+    for id in "$@"; do list+="${list:+,}{\"containerID\":\"$id\",\"ifname\":\"eth0\"}"; done
+    printf '{"cniVersion":"1.1.0","name":"aws-cni","type":"aws-cni","pluginLogFile":"%s","cni.dev/valid-attachments":[%s]}' "$WORK/plugin.log" "$list"
+}
+CID=gc-a cni ADD strict-pod /run/netns/pod-strict strict >/dev/null
+CID=gc-b cni ADD standard-pod /run/netns/pod-standard standard >/dev/null
+gc_conf gc-b | node env CNI_COMMAND=GC CNI_PATH=/opt/cni/bin "$BIN/aws-cni"
+assert_eq "GC with gc-b valid exits 0" 0 $?
+assert_empty "GC removed the stale strict pod's VLAN" "$(node ip -o link show vlan.eth.7 2>/dev/null)"
+assert_empty "GC removed the stale strict pod's table" "$(node ip route show table 107)"
+assert_empty "GC removed the stale strict pod's rules" "$(node ip rule show | grep -E 'lookup 107')"
+assert_ok "GC kept the valid standard pod: it still reaches its gateway" ip netns exec pod-standard ping -c 1 -W 5 -q "$GW"
+assert_contains "GC kept the valid standard pod's rules" "1536:	from 10.0.40.8 lookup 108" "$(node ip rule show)"
+gc_conf | node env CNI_COMMAND=GC CNI_PATH=/opt/cni/bin "$BIN/aws-cni"
+assert_eq "GC with nothing valid exits 0" 0 $?
+assert_eq "GC with nothing valid: rules back to baseline" "$baseline_rules" "$(node ip rule show)"
+assert_empty "GC with nothing valid: no vlan.eth links" "$(node ip -o link show type vlan | grep vlan.eth)"
+
 # --- DEL while ipamd is down, without prevResult -------------------------------------------
 echo "== DEL with ipamd down, no prevResult and the pod netns gone"
 assert_ok "ADD standard pod" cni ADD standard-pod /run/netns/pod-standard standard
