@@ -10,6 +10,8 @@ import Netlink
 /// their way; checks and notifications must not hold a pod's lifecycle up.
 public enum IPAMDTimeouts {
     public static let request = 30
+    /// DEL can always fall back to the live state, so it does not wait long.
+    public static let del = 5
     public static let bestEffort = 2
 }
 
@@ -30,19 +32,18 @@ public struct Plugin {
                    containerID: env.containerID, netns: env.netns, ifName: env.ifName, networkName: config.networkName)
     }
 
-    /// Host veth name for a mode: pod identity when the runtime passed one, else the container id.
-    func hostVethName(mode: PodSGEnforcingMode) -> String {
-        let prefix = Naming.vethPrefix(mode: mode, configuredPrefix: config.vethPrefix)
-        return env.args.hasPodIdentity
+    /// `prefix` + the pod's hash: of its identity when the runtime passed one, else of the container id.
+    func podHashName(prefix: String) -> String {
+        env.args.hasPodIdentity
             ? Naming.hostVethName(prefix: prefix, podNamespace: env.args.podNamespace!, podName: env.args.podName!)
             : Naming.hostVethName(prefix: prefix, containerID: env.containerID)
     }
 
-    var dummyName: String {
-        env.args.hasPodIdentity
-            ? Naming.hostVethName(prefix: "dummy", podNamespace: env.args.podNamespace!, podName: env.args.podName!)
-            : Naming.hostVethName(prefix: "dummy", containerID: env.containerID)
+    func hostVethName(mode: PodSGEnforcingMode) -> String {
+        podHashName(prefix: Naming.vethPrefix(mode: mode, configuredPrefix: config.vethPrefix))
     }
+
+    var dummyName: String { podHashName(prefix: "dummy") }
 
     // MARK: ADD
 
@@ -122,7 +123,7 @@ public struct Plugin {
             let live = candidates.first { (try? ctx.host.link(named: $0)) != nil } ?? candidates[0]
             var id: BranchPodIdentity?
             do {
-                let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.request)
+                let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.del)
                 if let n = reply.network, n.branch {
                     id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: live)
                 }
