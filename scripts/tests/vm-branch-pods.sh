@@ -140,6 +140,44 @@ CID=sandbox-2 cni DEL strict-pod /run/netns/pod-strict strict "$new"
 assert_eq "DEL of the new sandbox" 0 $?
 assert_eq "ip rule back to baseline" "$baseline_rules" "$(node ip rule show)"
 
+# --- concurrent ADDs and DELs for different pods do not interfere --------------------------
+echo "== 4 pods added and deleted concurrently"
+for i in 1 2 3 4; do
+    ip netns add "par-$i"
+    FABRIC_NS+=("par-$i")
+    vpc_branch $((20 + i)) "0a:00:00:00:01:0$i" "10.0.41.$i"
+done
+node_pods=$(cat "$WORK/pods.json")
+jq '.pods += {"default/par-1":[{"ifAddress":"0a:00:00:00:01:01","privateIp":"10.0.41.1","vlanId":21,"subnetCidr":"10.0.32.0/19"}],
+              "default/par-2":[{"ifAddress":"0a:00:00:00:01:02","privateIp":"10.0.41.2","vlanId":22,"subnetCidr":"10.0.32.0/19"}],
+              "default/par-3":[{"ifAddress":"0a:00:00:00:01:03","privateIp":"10.0.41.3","vlanId":23,"subnetCidr":"10.0.32.0/19"}],
+              "default/par-4":[{"ifAddress":"0a:00:00:00:01:04","privateIp":"10.0.41.4","vlanId":24,"subnetCidr":"10.0.32.0/19"}]}' \
+    <<<"$node_pods" > "$WORK/pods.json.new" && mv "$WORK/pods.json.new" "$WORK/pods.json"
+# (wait on these pids only: a bare `wait` would also wait for ipamd)
+pids=()
+for i in 1 2 3 4; do
+    mode=strict; [[ $((i % 2)) == 0 ]] && mode=standard
+    cni ADD "par-$i" "/run/netns/par-$i" "$mode" > "$WORK/par-$i.json" 2>&1 &
+    pids+=($!)
+done
+wait "${pids[@]}"
+for i in 1 2 3 4; do
+    assert_contains "concurrent ADD par-$i succeeded" "\"address\":\"10.0.41.$i/32\"" "$(cat "$WORK/par-$i.json")"
+    assert_ok "par-$i reaches its gateway over VLAN $((20 + i))" ip netns exec "par-$i" ping -c 1 -W 5 -q "$GW"
+done
+# Strict pods: two `iif` rules each into their table; standard pods: `from` into their table and `to` into main.
+assert_eq "the concurrent pods' table rules (2 per strict, 1 per standard pod)" 6 "$(node ip rule show | grep -cE 'lookup 12[1-4]$')"
+assert_eq "the standard concurrent pods' to-pod rules" 2 "$(node ip rule show | grep -cE '^512:.*to 10\.0\.41\.[24] lookup main')"
+pids=()
+for i in 1 2 3 4; do
+    mode=strict; [[ $((i % 2)) == 0 ]] && mode=standard
+    cni DEL "par-$i" "/run/netns/par-$i" "$mode" "$(cat "$WORK/par-$i.json")" &
+    pids+=($!)
+done
+wait "${pids[@]}"
+assert_eq "concurrent DELs leave the baseline rules" "$baseline_rules" "$(node ip rule show)"
+assert_empty "concurrent DELs leave no VLAN links" "$(node ip -o link show type vlan | grep vlan.eth)"
+
 # --- GC removes what belongs to no valid attachment ---------------------------------------
 echo "== GC"
 gc_conf() { # valid container ids...
