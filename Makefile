@@ -1,5 +1,7 @@
 # See README.md. Everything runs as root on Debian 12 / Ubuntu with Swift 6 on PATH.
 SWIFT ?= swift
+# The toolchain's usual place on our machines, in case the shell's PATH lacks it.
+export PATH := /opt/swift/usr/bin:$(PATH)
 
 .PHONY: all build release test demo deps clean
 
