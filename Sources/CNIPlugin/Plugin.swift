@@ -137,7 +137,7 @@ public struct Plugin {
             if let id { steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host) }
             // Whatever else carries this pod's veth names and is ours: stale iif rules, the veths.
             for veth in candidates where LiveDiscovery.mayRemove(veth, owner: owner, host: ctx.host) {
-                steps += [.deleteRules(RuleSelector(priority: Priority.strictIIF, inputInterface: veth)), .deleteLink(.host, veth)]
+                steps += BranchPodPlanner.hostVethRemoval(veth)
             }
         }
         if let first = applier.teardown(steps).first {
@@ -219,8 +219,7 @@ public struct Plugin {
                 steps += BranchPodPlanner.teardown(id)
             }
             for l in stale where l.alias == owner {
-                if l.kind == "veth" { steps.append(.deleteRules(RuleSelector(priority: Priority.strictIIF, inputInterface: l.name))) }
-                steps.append(.deleteLink(.host, l.name))
+                steps += l.kind == "veth" ? BranchPodPlanner.hostVethRemoval(l.name) : [.deleteLink(.host, l.name)]
             }
         }
         logger.info("GC", metadata: ["valid_attachments": "\(valid.count)", "stale_links": "\(stale.map(\.name))"])

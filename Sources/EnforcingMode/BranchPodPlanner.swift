@@ -118,6 +118,11 @@ public enum BranchPodPlanner {
             + teardown(BranchPodIdentity(vlanID: p.vlanID, podIP: p.podIP, hostVeth: p.hostVeth), family: p.family)
     }
 
+    /// A host veth and the strict `iif <veth>` rules that name it (rules outlive the link).
+    public static func hostVethRemoval(_ veth: String, family: AddressFamily = .ipv4) -> [PlanStep] {
+        [.deleteRules(RuleSelector(family: family, priority: Priority.strictIIF, inputInterface: veth)), .deleteLink(.host, veth)]
+    }
+
     static func ipv6LinkSysctls(_ link: String) -> [PlanStep] {
         [
             .sysctl(.host, key: "net/ipv6/conf/\(link)/accept_ra", value: "0"),

@@ -85,6 +85,14 @@ private final class Fabric {
                   containerInterface: "eth0", mtu: 9001, owner: "c1")
     }
 
+    /// ipamd answering with branch details for VLAN 7 on the trunk at `parentIfIndex`.
+    func ipamd(parentIfIndex: Int32) -> StubIPAMD {
+        let i = StubIPAMD()
+        i.network = PodNetwork(branch: true, podIPv4: "10.0.40.12", vlanID: 7, branchMAC: "0a:1b:2c:3d:4e:5f",
+                               subnetGatewayV4: "10.0.32.1", parentIfIndex: parentIfIndex)
+        return i
+    }
+
     func dispatcher(_ ipamd: StubIPAMD, _ provider: NamespacedProvider) -> Dispatcher {
         Dispatcher(makeIPAMD: { _ in ipamd }, datapath: provider, makeLogger: { _, _ in quiet })
     }
@@ -172,10 +180,8 @@ private func conf(_ mode: String, prev: String? = nil) -> [UInt8] {
         let f = try Fabric()
         defer { f.destroy() }
         let baseline = try f.nodeState()
-        let ipamd = StubIPAMD()
         // A trunk index that does not exist: the VLAN step fails after the veth and pod side exist.
-        ipamd.network = PodNetwork(branch: true, podIPv4: "10.0.40.12", vlanID: 7, branchMAC: "0a:1b:2c:3d:4e:5f",
-                                   subnetGatewayV4: "10.0.32.1", parentIfIndex: 99_999)
+        let ipamd = f.ipamd(parentIfIndex: 99_999)
         let out = f.dispatcher(ipamd, NamespacedProvider(nodePath: f.node.path)).run(environment: f.env("ADD"), stdin: conf("strict"))
         #expect(out.exitCode == 1)
         let err = try CNIJSON.decode(CNIErrorJSON.self, from: Array(out.stdout.utf8))
@@ -191,9 +197,7 @@ private func conf(_ mode: String, prev: String? = nil) -> [UInt8] {
         let f = try Fabric()
         defer { f.destroy() }
         let baseline = try f.nodeState()
-        let ipamd = StubIPAMD()
-        ipamd.network = PodNetwork(branch: true, podIPv4: "10.0.40.12", vlanID: 7, branchMAC: "0a:1b:2c:3d:4e:5f",
-                                   subnetGatewayV4: "10.0.32.1", parentIfIndex: f.trunkIndex)
+        let ipamd = f.ipamd(parentIfIndex: f.trunkIndex)
         let provider = NamespacedProvider(nodePath: f.node.path)
         let d = f.dispatcher(ipamd, provider)
         let add = d.run(environment: f.env("ADD"), stdin: conf("standard"))
