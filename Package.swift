@@ -20,6 +20,9 @@ let package = Package(
             cSettings: [.unsafeFlags(["-I/usr/include/libnl3"])],
             linkerSettings: [.unsafeFlags(["-Xlinker", "-l:libnl-3.a"])]
         ),
+        // Flat C API over libnftables (Debian libnftables-dev): nftshim_* symbols, C strings only.
+        // Linked dynamically (Debian ships no static libnftables); only ipamd uses it.
+        .target(name: "NFTablesShim", linkerSettings: [.linkedLibrary("nftables")]),
         // Value types shared by planning and applying: addresses, prefixes, MACs, routes, rules.
         .target(name: "NetModel"),
         // Typed Swift wrapper over NetlinkShim.
@@ -39,21 +42,25 @@ let package = Package(
             "CNI", "IPAMDProtocol", "Datapath", "EnforcingMode", "NetModel",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Node-wide setup ipamd owns: sysctls, the nftables SNAT table, node rules, plugin install.
+        .target(name: "NodeSetup", dependencies: [
+            "NFTablesShim", "Datapath", "Netlink", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+        ]),
         // ipamd: config, pod-ENI sources, RPC and debug servers.
         .target(name: "IPAMDCore", dependencies: [
-            "IPAMDProtocol", "NetModel", "Netlink", .product(name: "Logging", package: "swift-log"),
+            "IPAMDProtocol", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "aws-cni", dependencies: [
             "CNIPlugin", "CNI", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ipamd", dependencies: [
-            "IPAMDCore", "Netlink", .product(name: "Logging", package: "swift-log"),
+            "IPAMDCore", "NodeSetup", "Netlink", "Datapath", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath",
+            "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup",
         ]),
         .testTarget(name: "PrivilegedTests", dependencies: [
-            "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNIPlugin", "IPAMDProtocol",
+            "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNIPlugin", "IPAMDProtocol", "NodeSetup",
         ]),
     ]
 )

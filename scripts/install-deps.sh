@@ -5,7 +5,8 @@ set -euo pipefail
 
 PACKAGES=(
     libnl-3-dev                                  # NetlinkShim (linked statically)
-    iproute2 iputils-ping procps curl jq kmod   # tests and the demo
+    libnftables-dev nftables                     # NFTablesShim (ipamd SNAT table); nft for tests and users
+    iproute2 iputils-ping procps curl jq kmod python3   # tests and the demo
     qemu-system-x86 linux-image-amd64 busybox-static xz-utils  # the VLAN VM (scripts/vm/run.sh)
 )
 

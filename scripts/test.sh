@@ -29,21 +29,27 @@ total_passed=$((total_passed + swift_tests))
 echo "== release build (static Swift runtime)"
 make -s release 2>&1 | grep -vE "mktemp' is dangerous" | tail -2
 
-echo "== 2/3 host binaries"
+echo "== 2/3 host binaries and node setup (throwaway namespaces)"
 scripts/tests/host-binaries.sh | tee "$LOGS/host.log"
 count_shell "$LOGS/host.log"
+scripts/tests/host-node-setup.sh | tee "$LOGS/node.log"
+count_shell "$LOGS/node.log"
 
 echo "== 3/3 VLAN datapath in the VM"
 set +e
-scripts/vm/run.sh scripts/tests/vm-branch-pods.sh | tee "$LOGS/vm.log"
+scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
 vm_rc=${PIPESTATUS[0]}
 set -e
-grep -qE '^vm-branch-pods: [0-9]+ passed' "$LOGS/vm.log" || { echo "VM tests did not run (exit $vm_rc)"; exit 1; }
-count_shell "$LOGS/vm.log"
+for suite in vm-branch-pods vm-snat; do
+    grep -qE "^$suite: [0-9]+ passed" "$LOGS/vm.log" || { echo "VM suite $suite did not finish (exit $vm_rc)"; exit 1; }
+    grep -E "^$suite: " "$LOGS/vm.log" > "$LOGS/$suite.log"
+    count_shell "$LOGS/$suite.log"
+done
 
 echo
 echo "swift test: $swift_tests tests passed"
 echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
-echo "vm:   $(grep -E '^vm-branch-pods:' "$LOGS/vm.log")"
+echo "host: $(grep -E '^host-node-setup:' "$LOGS/node.log")"
+grep -E '^vm-[a-z-]+: [0-9]+ passed' "$LOGS/vm.log" | sed 's/^/vm:   /'
 echo "all: $total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 && $vm_rc -eq 0 ]]

@@ -1,10 +1,14 @@
+import Datapath
 import Foundation
 import IPAMDCore
 import Logging
 import Netlink
+import NodeSetup
 
-// Process edge: environment, logging bootstrap, signals, exit codes.
+// Process edge: environment, logging bootstrap, signals, exit codes, and the start order:
+// node setup, then the sockets, then the plugin install (the runtime's "network ready" signal).
 
+let started = ContinuousClock.now
 Daemon.blockTerminationSignals()
 
 let config: IPAMDConfig
@@ -15,9 +19,25 @@ do {
     exit(2)
 }
 
+if config.logFile != "stderr" && config.logFile != "stdout" {
+    // Everything ipamd prints, crash messages included, goes to the log file.
+    do {
+        try AtomicFile.makeDirectories(String(config.logFile[..<(config.logFile.lastIndex(of: "/") ?? config.logFile.startIndex)]))
+    } catch {
+        FileHandle.standardError.write(Data("ipamd: cannot create the directory of AWS_VPC_K8S_CNI_LOG_FILE: \(error)\n".utf8))
+        exit(2)
+    }
+    let fd = open(config.logFile, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0, dup2(fd, 2) >= 0 else {
+        FileHandle.standardError.write(Data("ipamd: cannot open AWS_VPC_K8S_CNI_LOG_FILE \(config.logFile): errno \(errno)\n".utf8))
+        exit(2)
+    }
+    close(fd)
+}
+
 let level: Logger.Level = switch config.logLevel { case .debug: .debug; case .info: .info; case .warn: .warning; case .error: .error }
 LoggingSystem.bootstrap { label in
-    var h = StreamLogHandler.standardError(label: label)
+    var h = config.logFile == "stdout" ? StreamLogHandler.standardOutput(label: label) : StreamLogHandler.standardError(label: label)
     h.logLevel = level
     return h
 }
@@ -42,6 +62,17 @@ do {
     exit(1)
 }
 
+if config.vpcCIDRs.isEmpty && !config.externalSNAT {
+    logger.warning("VPC_CIDRS is empty: every pod connection leaving the node will be SNATed to the node's IP")
+}
+do {
+    let setup = NodeSetup(netlink: try LibNLClient(), nft: try LibNFTables(), sysctl: ProcSysctl(), logger: logger)
+    _ = try setup.apply(config.node)
+} catch {
+    logger.critical("node setup failed; not serving", metadata: ["error": "\(error)"])
+    exit(1)
+}
+
 let daemon = Daemon(config: config, source: source, trunk: trunk, logger: logger)
 do {
     try daemon.start()
@@ -49,6 +80,22 @@ do {
     logger.critical("cannot serve", metadata: ["error": "\(error)"])
     exit(1)
 }
+
+let pluginSource = config.pluginSource ?? {
+    // The aws-cni shipped next to this executable (same image, same release).
+    let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("aws-cni").path
+}()
+do {
+    _ = try PluginInstaller(logger: logger).install(PluginInstallSettings(
+        pluginSource: pluginSource, binDir: config.cniBinDir, confDir: config.cniConfDir, conflist: config.conflist))
+} catch {
+    logger.critical("cannot install the plugin; not ready", metadata: ["error": "\(error)"])
+    daemon.stop()
+    exit(1)
+}
+let startup = ContinuousClock.now - started
+logger.info("ipamd ready", metadata: ["startup_ms": "\(startup.components.seconds * 1000 + startup.components.attoseconds / 1_000_000_000_000_000)"])
 let sig = Daemon.waitForTermination()
 logger.info("shutting down", metadata: ["signal": "\(sig)"])
 daemon.stop()

@@ -1,20 +1,27 @@
 # A simulated node and VPC fabric in network namespaces, shared by the VM tests and the demo.
 #   node: the node's network namespace (trunk eth1, primary eth0, ipamd and aws-cni run here)
-#   vpc:  the far end of the trunk; terminates each branch VLAN and answers as the subnet gateway
+#   vpc:  the far end of the trunk; terminates each branch VLAN and answers as the subnet gateway;
+#         also the router between the node's primary interface, the branches and "internet"
+#   internet: a host outside the VPC CIDR (198.51.100.10, and 203.0.113.10 for an excluded CIDR)
 # Source it after `cd` to the repository root; call fabric_up first. Needs 802.1Q (run in the VM).
 
 BIN=${BIN:-.build/release}
 WORK=${WORK:-$(mktemp -d /tmp/aws-cni.XXXX)}
 TRUNK_MAC=0a:00:00:00:0f:01
 GW=10.0.32.1
-FABRIC_NS=(node vpc)
+FABRIC_NS=(node vpc internet)
+NODE_IP=10.0.0.10
+INTERNET_IP=198.51.100.10
+EXCLUDED_IP=203.0.113.10
 IPAMD_PID=
 
 node() { ip netns exec node "$@"; }
 vpc() { ip netns exec vpc "$@"; }
+internet() { ip netns exec internet "$@"; }
 
 fabric_down() {
     stop_ipamd
+    ((${#WHOAMI_PIDS[@]})) && kill "${WHOAMI_PIDS[@]}" 2>/dev/null
     for ns in "${FABRIC_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
     return 0
 }
@@ -26,16 +33,29 @@ fabric_up() {
     for ns in "${FABRIC_NS[@]}"; do ip netns add "$ns"; done
     node ip link set lo up
     vpc ip link set lo up
+    internet ip link set lo up
     # The trunk: eth1 in the node, its far end "trunk" in the vpc.
     ip link add eth1 netns node address $TRUNK_MAC mtu 9001 type veth peer name trunk netns vpc mtu 9001
     node ip link set eth1 up
     vpc ip link set trunk up
-    # A primary interface so the node has an address to source ARP from, as a real node does.
-    node ip link add eth0 type dummy
-    node ip addr add 10.0.0.10/16 dev eth0
+    # The node's primary interface in its subnet 10.0.0.0/20, default route via the VPC router.
+    ip link add eth0 netns node type veth peer name primary netns vpc
+    node ip addr add $NODE_IP/20 dev eth0
     node ip link set eth0 up
-    # Pods are routed through the node (ipamd will own this sysctl in a later version).
-    node sysctl -qw net.ipv4.ip_forward=1
+    node ip route add default via 10.0.0.1 dev eth0
+    vpc ip addr add 10.0.0.1/20 dev primary
+    vpc ip link set primary up
+    # "internet": outside the VPC CIDR; it routes the VPC's private range back through the vpc
+    # namespace (a real internet would not: there a NAT gateway stands in between).
+    ip link add igw netns vpc type veth peer name eth0 netns internet
+    vpc ip addr add 198.51.100.1/24 dev igw
+    vpc ip addr add 203.0.113.1/24 dev igw
+    vpc ip link set igw up
+    internet ip addr add $INTERNET_IP/24 dev eth0
+    internet ip addr add $EXCLUDED_IP/24 dev eth0
+    internet ip link set eth0 up
+    internet ip route add 10.0.0.0/16 via 198.51.100.1
+    vpc sysctl -qw net.ipv4.ip_forward=1
     vpc sysctl -qw net.ipv4.conf.all.rp_filter=0 net.ipv4.conf.default.rp_filter=0
 }
 
@@ -53,15 +73,23 @@ vpc_branch() { # vlan mac ip
 # The static pod-ENI source, from stdin.
 write_pods_file() { cat > "$WORK/pods.json"; }
 
+# start_ipamd [VAR=value...]: ipamd in the node with the static source; extra settings override.
 start_ipamd() {
     export IPAMD_SOCKET=$WORK/ipamd.sock IPAMD_DEBUG_SOCKET=$WORK/ipamd-debug.sock
+    CONFLIST=$WORK/net.d/10-aws.conflist
+    rm -f "$CONFLIST"
     # Not through the node() function: $! must be ipamd itself (ip netns exec execs it), not a subshell.
-    POD_ENI_SOURCE=file:$WORK/pods.json TRUNK_INTERFACE=$TRUNK_MAC VPC_CIDRS=10.0.0.0/16 \
-        ip netns exec node "$BIN/ipamd" 2> "$WORK/ipamd.log" &
+    env POD_ENI_SOURCE=file:$WORK/pods.json TRUNK_INTERFACE=$TRUNK_MAC VPC_CIDRS=10.0.0.0/16 ENABLE_POD_ENI=true \
+        AWS_VPC_K8S_CNI_LOG_FILE=stderr CNI_BIN_DIR=$WORK/cni-bin CNI_CONF_DIR=$WORK/net.d CNI_PLUGIN_SOURCE=$(realpath "$BIN/aws-cni") \
+        "$@" ip netns exec node "$BIN/ipamd" 2>> "$WORK/ipamd.log" &
     IPAMD_PID=$!
-    # Readiness is the socket existing: ipamd creates it only when it serves.
+    # Ready is the conflist written: ipamd writes it last, after node setup and the sockets.
     local i
-    for i in $(seq 1 600); do [[ -S $IPAMD_SOCKET ]] && return 0; sleep 0.1; done
+    for i in $(seq 1 600); do
+        [[ -e $CONFLIST ]] && return 0
+        kill -0 "$IPAMD_PID" 2>/dev/null || break
+        sleep 0.1
+    done
     echo "ipamd did not start; its log:" >&2
     cat "$WORK/ipamd.log" >&2
     return 1
@@ -95,4 +123,30 @@ host_veth() { # mode pod
     local prefix=eni
     [[ $1 == strict ]] && prefix=vlan
     echo "$prefix$(printf '%s' "default.$2" | sha1sum | cut -c1-11)"
+}
+
+# whoami NS PORT: a TCP server in NS that answers each connection with the peer's address, so a
+# test sees the source address the far end saw. Returns once it listens.
+whoami() {
+    ip netns exec "$1" python3 -c '
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen(64)
+while True:
+    c, peer = s.accept(); c.sendall((peer[0] + "\n").encode()); c.close()
+' "$2" &
+    WHOAMI_PIDS+=($!)
+    local i
+    for i in $(seq 1 300); do
+        ip netns exec "$1" ss -Hltn "sport = :$2" | grep -q LISTEN && return 0
+        sleep 0.05
+    done
+    echo "whoami server in $1 did not start" >&2
+    return 1
+}
+WHOAMI_PIDS=()
+
+# source_seen NS DEST PORT: from NS, connect to DEST:PORT and print what the server saw as source.
+source_seen() {
+    ip netns exec "$1" timeout 10 bash -c 'exec 3<>/dev/tcp/$0/$1 && head -1 <&3' "$2" "$3" 2>/dev/null
 }

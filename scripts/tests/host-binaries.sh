@@ -48,6 +48,17 @@ expect_error "invalid mode" 7 "podSGEnforcingMode" '{"cniVersion":"1.0.0","name"
 expect_error "ipamd down on ADD" 11 "ipamd" "$GOOD" "${ENV[@]}"
 expect_error "ipamd down on STATUS" 50 "ipamd" "$GOOD" CNI_COMMAND=STATUS
 
+echo "== plugin log"
+: > "$WORK/plugin.log"
+out=$(printf '%s' "$GOOD" | env -i "${ENV[@]}" CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=team;K8S_POD_NAME=web-1" "$BIN/aws-cni" 2>"$WORK/stderr")
+assert_eq "stdout carries only the CNI result" 11 "$(jq -r .code <<<"$out")"
+assert_empty "nothing logged to stderr when pluginLogFile is a file" "$(cat "$WORK/stderr")"
+assert_ok "pluginLogFile: every line is one JSON object" jq -e -s 'length > 0 and all(type == "object")' "$WORK/plugin.log"
+assert_ok "pluginLogFile: every event names the container and the pod" \
+    jq -e -s 'all(.["cni.container_id"] == "c1" and .pod == "team/web-1")' "$WORK/plugin.log"
+printf '%s' "${GOOD/$WORK\/plugin.log/stderr}" | env -i "${ENV[@]}" "$BIN/aws-cni" >/dev/null 2>"$WORK/stderr"
+assert_ok "pluginLogFile \"stderr\": JSON lines on stderr" jq -e -s 'length > 0 and all(.["cni.container_id"] == "c1")' "$WORK/stderr"
+
 out=$(printf '%s' '{"cniVersion":"0.4.0"}' | env -i CNI_COMMAND=VERSION "$BIN/aws-cni")
 assert_eq "VERSION answers in the asked version" '{"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}' "$out"
 echo "== ipamd binary"
@@ -57,9 +68,13 @@ out=$(printf '%s' "$GOOD" | env -i CNI_COMMAND=DEL CNI_CONTAINERID=c1 CNI_IFNAME
 assert_eq "DEL of an unknown pod with ipamd down succeeds" "0:" "$rc:$out"
 assert_empty "nothing on stdout for DEL" "$out"
 ip -n "$NS" link add eth1 address 0a:00:00:00:0f:01 type veth peer name eth1peer
+ip -n "$NS" link add eth0 type veth peer name eth0peer
+ip -n "$NS" addr add 10.0.0.10/16 dev eth0
 printf '{"pods":{}}' > "$WORK/pods.json"
+# Every path ipamd writes is under $WORK: never the host's /opt/cni/bin, /etc/cni or /var/log.
 IPAMD_ENV=(POD_ENI_SOURCE=file:$WORK/pods.json TRUNK_INTERFACE=0a:00:00:00:0f:01 VPC_CIDRS=10.0.0.0/16
-           IPAMD_SOCKET=$WORK/run/ipamd.sock IPAMD_DEBUG_SOCKET=$WORK/run/debug.sock)
+           IPAMD_SOCKET=$WORK/run/ipamd.sock IPAMD_DEBUG_SOCKET=$WORK/run/debug.sock AWS_VPC_K8S_CNI_LOG_FILE=stderr
+           CNI_BIN_DIR=$WORK/cni/bin CNI_CONF_DIR=$WORK/cni/net.d CNI_PLUGIN_SOURCE=$PWD/$BIN/aws-cni)
 
 out=$(env -i "${IPAMD_ENV[@]}" POD_SECURITY_GROUP_ENFORCING_MODE=loose ip netns exec "$NS" "$BIN/ipamd" 2>&1); rc=$?
 assert_eq "invalid environment stops ipamd (exit 2)" 2 "$rc"

@@ -1,0 +1,123 @@
+import Datapath
+import EnforcingMode
+import Logging
+import NetModel
+import Netlink
+
+/// Everything node-wide ipamd owns, as configured (SPEC sections 3, 4 and 6).
+public struct NodeSettings: Sendable, Hashable {
+    public var enablePodENI: Bool
+    public var enforcingMode: PodSGEnforcingMode
+    public var externalSNAT: Bool
+    public var vpcCIDRs: [IPPrefix]
+    public var excludedSNATCIDRs: [IPPrefix]
+    public var portRandomization: SNATPortRandomization
+    public var connmark: UInt32
+    public var vethPrefix: String
+    public var primaryInterface: String
+    /// nil: the first IPv4 address of `primaryInterface`.
+    public var primaryIP: IPv4Address?
+    public var disableTCPEarlyDemux: Bool
+
+    public init(enablePodENI: Bool = false, enforcingMode: PodSGEnforcingMode = .strict, externalSNAT: Bool = false,
+                vpcCIDRs: [IPPrefix] = [], excludedSNATCIDRs: [IPPrefix] = [], portRandomization: SNATPortRandomization = .prng,
+                connmark: UInt32 = 0x80, vethPrefix: String = Naming.defaultVethPrefix, primaryInterface: String = "eth0",
+                primaryIP: IPv4Address? = nil, disableTCPEarlyDemux: Bool = false) {
+        self.enablePodENI = enablePodENI; self.enforcingMode = enforcingMode; self.externalSNAT = externalSNAT
+        self.vpcCIDRs = vpcCIDRs; self.excludedSNATCIDRs = excludedSNATCIDRs; self.portRandomization = portRandomization
+        self.connmark = connmark; self.vethPrefix = vethPrefix; self.primaryInterface = primaryInterface
+        self.primaryIP = primaryIP; self.disableTCPEarlyDemux = disableTCPEarlyDemux
+    }
+
+    /// Strict mode needs the pods' prio-10 `iif` rules to win over local delivery.
+    public var localRulePriority: UInt32 {
+        enablePodENI && enforcingMode == .strict ? NodeRules.movedLocalPriority : 0
+    }
+}
+
+public enum NodeSetupError: Error, Sendable, CustomStringConvertible {
+    case primaryInterfaceMissing(String)
+    case noPrimaryIPv4(String)
+    case sysctl(SysctlError)
+    case nftables(NFTablesError)
+    case netlink(NetlinkError)
+
+    public var description: String {
+        switch self {
+        case .primaryInterfaceMissing(let n): "primary interface \(n) (NODE_PRIMARY_INTERFACE) does not exist"
+        case .noPrimaryIPv4(let n): "primary interface \(n) has no IPv4 address; set NODE_PRIMARY_IP"
+        case .sysctl(let e): "\(e)"
+        case .nftables(let e): "\(e)"
+        case .netlink(let e): "\(e)"
+        }
+    }
+}
+
+/// What node setup did, for the log and the debug socket.
+public struct NodeSetupReport: Sendable, Equatable {
+    public var primaryIP: IPv4Address
+    public var sysctls: [String: String]
+    /// The nft script applied (a removal when SNAT is external).
+    public var nftScript: String
+    public var ruleChanges: NodeRules.Changes
+}
+
+/// Applies NodeSettings; idempotent, so it runs on every start. Each part converges to the desired
+/// state from whatever it finds, and the nft part is one transaction.
+public struct NodeSetup {
+    let netlink: any NetlinkClient
+    let nft: any NFTables
+    let sysctl: any SysctlWriter
+    let logger: Logger
+
+    public init(netlink: any NetlinkClient, nft: any NFTables, sysctl: any SysctlWriter, logger: Logger) {
+        self.netlink = netlink; self.nft = nft; self.sysctl = sysctl; self.logger = logger
+    }
+
+    public func apply(_ s: NodeSettings) throws(NodeSetupError) -> NodeSetupReport {
+        let primaryIP = try resolvePrimaryIP(s)
+
+        var applied: [String: String] = [:]
+        for (key, value) in NodeSysctls.plan(primaryInterface: s.primaryInterface, disableTCPEarlyDemux: s.disableTCPEarlyDemux) {
+            do throws(SysctlError) { try sysctl.write(key, value) } catch { throw .sysctl(error) }
+            applied[key] = value
+        }
+
+        let snat = SNATSettings(external: s.externalSNAT, vpcCIDRs: s.vpcCIDRs, excludedCIDRs: s.excludedSNATCIDRs,
+                                portRandomization: s.portRandomization, connmark: s.connmark, vethPrefix: s.vethPrefix,
+                                primaryInterface: s.primaryInterface, primaryIP: primaryIP)
+        let script = SNATRuleset.script(snat)
+        do throws(NFTablesError) { try nft.run(script) } catch { throw .nftables(error) }
+
+        let changes: NodeRules.Changes
+        do throws(NetlinkError) {
+            changes = NodeRules.plan(current: try netlink.rules(family: .ipv4), connmark: s.externalSNAT ? nil : s.connmark,
+                                     localAtPriority: s.localRulePriority)
+            for r in changes.add {
+                do { try netlink.addRule(r) } catch where error.isExists { continue }
+            }
+            for r in changes.delete {
+                do { try netlink.deleteRule(r) } catch where error.isNotFound { continue }
+            }
+        } catch { throw .netlink(error) }
+
+        logger.info("node setup complete", metadata: [
+            "primary_ip": "\(primaryIP)", "snat": "\(s.externalSNAT ? "external" : "node")",
+            "rules_added": "\(changes.add.map(\.description))", "rules_deleted": "\(changes.delete.map(\.description))",
+        ])
+        return NodeSetupReport(primaryIP: primaryIP, sysctls: applied, nftScript: script, ruleChanges: changes)
+    }
+
+    func resolvePrimaryIP(_ s: NodeSettings) throws(NodeSetupError) -> IPv4Address {
+        let link: LinkInfo?
+        do { link = try netlink.link(named: s.primaryInterface) } catch { throw .netlink(error) }
+        guard let link else { throw .primaryInterfaceMissing(s.primaryInterface) }
+        if let ip = s.primaryIP { return ip }
+        let addresses: [InterfaceAddress]
+        do { addresses = try netlink.addresses(family: .ipv4) } catch { throw .netlink(error) }
+        for a in addresses where a.linkIndex == link.index {
+            if case .v4(let v4) = a.prefix.address { return v4 }
+        }
+        throw .noPrimaryIPv4(s.primaryInterface)
+    }
+}
