@@ -28,9 +28,8 @@ public struct PluginInstaller {
     public init(logger: Logger) { self.logger = logger }
 
     public func install(_ s: PluginInstallSettings) throws(FileError) -> PluginInstallReport {
-        let binary = try AtomicFile.read(s.pluginSource)
         let binaryPath = "\(s.binDir)/aws-cni"
-        let binaryReplaced = try AtomicFile.replace(binaryPath, with: binary, mode: 0o755)
+        let binaryReplaced = try AtomicFile.replace(binaryPath, withCopyOf: s.pluginSource, mode: 0o755)
         let conflistPath = "\(s.confDir)/\(ConflistSettings.fileName)"
         let conflistReplaced = try AtomicFile.replace(conflistPath, with: Array(Conflist.render(s.conflist).utf8), mode: 0o644)
         logger.info("plugin installed", metadata: [
