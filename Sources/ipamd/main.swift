@@ -22,7 +22,7 @@ do {
 if config.logFile != "stderr" && config.logFile != "stdout" {
     // Everything ipamd prints, crash messages included, goes to the log file.
     do {
-        try AtomicFile.makeDirectories(String(config.logFile[..<(config.logFile.lastIndex(of: "/") ?? config.logFile.startIndex)]))
+        try AtomicFile.makeDirectories(AtomicFile.directory(of: config.logFile))
     } catch {
         FileHandle.standardError.write(Data("ipamd: cannot create the directory of AWS_VPC_K8S_CNI_LOG_FILE: \(error)\n".utf8))
         exit(2)
