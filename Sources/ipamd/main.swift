@@ -1,5 +1,6 @@
 import Foundation
 import IPAMDCore
+import IPAMDKubernetes
 import Logging
 import Netlink
 
@@ -24,8 +25,12 @@ LoggingSystem.bootstrap { label in
 let logger = Logger(label: "ipamd")
 
 let source: any PodENISource
+var kubernetes: KubernetesPodSource?
 switch config.podENISource {
 case .file(let path): source = StaticFileSource(path: path, logger: logger)
+case .kubernetes(let settings):
+    kubernetes = startKubernetesSource(settings, logger: logger)
+    source = kubernetes!.cache
 }
 
 let trunk: NetlinkTrunkLocator
@@ -52,4 +57,5 @@ do {
 let sig = Daemon.waitForTermination()
 logger.info("shutting down", metadata: ["signal": "\(sig)"])
 daemon.stop()
+kubernetes?.stopBlocking()
 exit(0)

@@ -49,7 +49,7 @@ let podsFile = #"""
     }
 
     @Test(arguments: [
-        ("POD_ENI_SOURCE", "ftp:x"), ("POD_ENI_SOURCE", "kubernetes"), ("TRUNK_INTERFACE", ""),
+        ("POD_ENI_SOURCE", "ftp:x"), ("POD_ENI_SOURCE", "kube"), ("TRUNK_INTERFACE", ""),
         ("TRUNK_INTERFACE", "a-very-long-interface-name"), ("VPC_CIDRS", "10.0.0.0"), ("VPC_CIDRS", "fd00::/8"),
         ("IPAMD_SOCKET", "relative"), ("AWS_VPC_K8S_CNI_EXTERNALSNAT", "maybe"), ("AWS_VPC_K8S_CNI_LOGLEVEL", "LOUD"),
         ("POD_SECURITY_GROUP_ENFORCING_MODE", "lax"),
