@@ -6,6 +6,7 @@ set -euo pipefail
 PACKAGES=(
     libnl-3-dev                                  # NetlinkShim (linked statically)
     iproute2 iputils-ping procps curl jq kmod   # tests and the demo
+    python3 openssl                              # the test Kubernetes API server (HTTPS, generated CA)
     qemu-system-x86 linux-image-amd64 busybox-static xz-utils  # the VLAN VM (scripts/vm/run.sh)
 )
 

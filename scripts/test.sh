@@ -33,6 +33,10 @@ echo "== 2/3 host binaries"
 scripts/tests/host-binaries.sh | tee "$LOGS/host.log"
 count_shell "$LOGS/host.log"
 
+echo "== 2b/3 ipamd against the test Kubernetes API server"
+scripts/tests/k8s-ipamd.sh | tee "$LOGS/k8s.log"
+count_shell "$LOGS/k8s.log"
+
 echo "== 3/3 VLAN datapath in the VM"
 set +e
 scripts/vm/run.sh scripts/tests/vm-branch-pods.sh | tee "$LOGS/vm.log"
@@ -44,6 +48,7 @@ count_shell "$LOGS/vm.log"
 echo
 echo "swift test: $swift_tests tests passed"
 echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
+echo "k8s:  $(grep -E '^k8s-ipamd:' "$LOGS/k8s.log")"
 echo "vm:   $(grep -E '^vm-branch-pods:' "$LOGS/vm.log")"
 echo "all: $total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 && $vm_rc -eq 0 ]]
