@@ -48,7 +48,7 @@ count_shell "$LOGS/vm.log"
 echo
 echo "swift test: $swift_tests tests passed"
 echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
-echo "k8s:  $(grep -E '^k8s-ipamd:' "$LOGS/k8s.log")"
+echo "k8s:  $(grep -E '^kubernetes-ipamd:' "$LOGS/k8s.log")"
 echo "vm:   $(grep -E '^vm-branch-pods:' "$LOGS/vm.log")"
 echo "all: $total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 && $vm_rc -eq 0 ]]

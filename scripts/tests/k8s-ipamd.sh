@@ -6,7 +6,7 @@
 # kept, trunk label), and configuration errors. ipamd runs in a throwaway network namespace.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-SUITE=k8s-ipamd
+SUITE=kubernetes-ipamd
 source scripts/lib/assert.sh
 
 BIN=${BIN:-.build/release}
