@@ -45,6 +45,8 @@ public final class PodWatcher: Sendable {
         public var watchTimeout: ClosedRange<Int> = 300...600
         public var pageSize = 500
         public var backoff = Backoff()
+        /// How long past its timeout a silent stream is given before it is abandoned.
+        public var watchGrace: Duration = .seconds(60)
 
         public init(nodeName: String) { self.nodeName = nodeName }
     }
@@ -129,14 +131,30 @@ public final class PodWatcher: Sendable {
     }
 
     /// One watch connection from the current resourceVersion. Returns whether any event arrived.
-    func watchOnce() async throws(KubeError) -> Bool {
+    /// A watchdog ends a stream that outlives the timeout the server was asked for by
+    /// `watchGrace`: a peer that vanished without closing (half-open TCP) must not stall the
+    /// watch forever.
+    func watchOnce() async throws -> Bool {
         let rv = stats.resourceVersion
         let timeout = Int.random(in: options.watchTimeout)
         let path = "/api/v1/pods?\(selector)&watch=true&allowWatchBookmarks=true&resourceVersion=\(queryEscape(rv))&timeoutSeconds=\(timeout)"
         state.withLock { $0.watches += 1 }
         logger.debug("pod watch", metadata: ["resource_version": "\(rv)"])
+        let limit = Duration.seconds(timeout) + options.watchGrace
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask { try await self.stream(path: path, timeout: timeout) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw KubeError.transport("watch stream silent past its timeout (\(limit)); reconnecting")
+            }
+            defer { group.cancelAll() }
+            return try await group.next() ?? false
+        }
+    }
+
+    func stream(path: String, timeout: Int) async throws(KubeError) -> Bool {
         var progressed = false
-        try await client.watch(KubeRequest(path: path, timeout: .seconds(timeout + 30))) { (line) throws(KubeError) in
+        try await client.watch(KubeRequest(path: path, timeout: .seconds(30))) { (line) throws(KubeError) in
             let event = try WatchEvent<Pod>.decode(line: line)
             progressed = true
             let newRV: String?

@@ -187,6 +187,21 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
         }
     }
 
+    /// A server that stops talking without closing (half-open connection): the watchdog ends the
+    /// stream after the timeout asked for plus a grace, and the watch reconnects.
+    @Test func silentStreamIsAbandonedAfterItsTimeout() async throws {
+        let server = try FakeAPIServer()
+        server.control(["op": "hang", "on": true])
+        try await withSource(server, watchTimeout: 1...1, watchGrace: .milliseconds(300)) { source in
+            #expect(await synced(source, server))
+            #expect(await eventually { source.watcher.stats.watches >= 3 })
+            #expect(source.watcher.stats.lastError?.contains("silent past its timeout") == true)
+            server.control(["op": "hang", "on": false])
+            server.control(["op": "put_pod", "pod": pod("after", uid: "u-after", branch: false)])
+            #expect(await eventually { source.cache.facts("default/after") != nil })
+        }
+    }
+
     @Test func bookmarksAdvanceTheResourceVersion() async throws {
         let server = try FakeAPIServer()
         server.control(["op": "put_pod", "pod": pod("a", uid: "u-a", branch: false)])

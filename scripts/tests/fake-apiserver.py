@@ -54,6 +54,7 @@ class State:
         self.watch_rvs = []
         self.emitted = {}         # "ns/name" -> monotonic time a MODIFIED with the annotation went out
         self.open_watches = 0
+        self.hang = False         # watches ignore their timeout and send nothing: a vanished peer
 
     def next_rv(self):
         self.rv += 1
@@ -183,8 +184,8 @@ class Handler(BaseHTTPRequestHandler):
                 with S.cond:
                     while True:
                         dropped = S.drop_gen != gen
-                        pending = [] if S.frozen else S.events[idx:]
-                        left = deadline - time.monotonic()
+                        pending = [] if S.frozen or S.hang else S.events[idx:]
+                        left = 3600 if S.hang else deadline - time.monotonic()
                         if dropped or pending or left <= 0:
                             break
                         S.cond.wait(left)
@@ -213,7 +214,7 @@ class Handler(BaseHTTPRequestHandler):
                     if etype == "MODIFIED" and ann:
                         with S.cond:
                             S.emitted.setdefault(key, time.monotonic())
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline and not S.hang:
                     self.wfile.write(b"0\r\n\r\n")
                     return
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
@@ -287,6 +288,9 @@ def control(cmd):
                 return {"rv": str(S.rv)}
             if op == "freeze":           # {"on": bool}
                 S.frozen = cmd["on"]
+                return {}
+            if op == "hang":             # {"on": bool}
+                S.hang = cmd["on"]
                 return {}
             if op == "compact":          # events so far are forgotten: older resourceVersions are 410
                 S.compacted = S.rv
