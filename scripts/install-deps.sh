@@ -6,7 +6,8 @@ set -euo pipefail
 PACKAGES=(
     libnl-3-dev                                  # NetlinkShim (linked statically)
     libnftables-dev nftables                     # NFTablesShim (ipamd SNAT table); nft for tests and users
-    iproute2 iputils-ping procps curl jq kmod python3   # tests and the demo
+    iproute2 iputils-ping procps curl jq kmod   # tests and the demo
+    python3 openssl                              # test servers (whoami, the Kubernetes API server with a generated CA)
     qemu-system-x86 linux-image-amd64 busybox-static xz-utils  # the VLAN VM (scripts/vm/run.sh)
 )
 

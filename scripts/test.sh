@@ -35,6 +35,10 @@ count_shell "$LOGS/host.log"
 scripts/tests/host-node-setup.sh | tee "$LOGS/node.log"
 count_shell "$LOGS/node.log"
 
+echo "== 2b/3 ipamd against the test Kubernetes API server"
+scripts/tests/k8s-ipamd.sh | tee "$LOGS/k8s.log"
+count_shell "$LOGS/k8s.log"
+
 echo "== 3/3 VLAN datapath in the VM"
 set +e
 scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
@@ -50,6 +54,7 @@ echo
 echo "swift test: $swift_tests tests passed"
 echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
 echo "host: $(grep -E '^host-node-setup:' "$LOGS/node.log")"
+echo "k8s:  $(grep -E '^kubernetes-ipamd:' "$LOGS/k8s.log")"
 grep -E '^vm-[a-z-]+: [0-9]+ passed' "$LOGS/vm.log" | sed 's/^/vm:   /'
 echo "all: $total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 && $vm_rc -eq 0 ]]

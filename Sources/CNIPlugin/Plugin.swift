@@ -258,6 +258,7 @@ public struct Plugin {
             case .pending: throw CNIError(.tryAgainLater, "branch interface details for \(podRequest.key) have not arrived yet", details: f.message)
             case .podNotFound: throw CNIError(.notBranchPod, "ipamd has no branch interface for \(podRequest.key)", details: f.message)
             case .invalidAnnotation: throw CNIError(.ipamdFailure, "invalid pod-eni details for \(podRequest.key)", details: f.message)
+            case .podUIDMismatch: throw CNIError(.ipamdFailure, "ipamd refused \(podRequest.key): pod UID mismatch", details: f.message)
             case .badRequest, .unsupportedVersion, .internal: throw CNIError(.ipamdFailure, "ipamd refused the request", details: f.message)
             }
         }

@@ -17,6 +17,8 @@ public struct IPAMDConfig: Sendable, Hashable {
     public enum PodENISourceKind: Sendable, Hashable {
         /// A JSON file of `{"pods": {"<ns>/<name>" or "<container id>": [<pod-eni element>]}}`.
         case file(path: String)
+        /// The pod watch of this node (Config+Kubernetes.swift).
+        case kubernetes(KubernetesSettings)
     }
 
     /// The trunk as configured: a link name or its MAC.
@@ -66,9 +68,9 @@ public struct IPAMDConfig: Sendable, Hashable {
         if sourceText.hasPrefix("file:"), sourceText.count > 5 {
             source = .file(path: String(sourceText.dropFirst(5)))
         } else if sourceText == "kubernetes" {
-            throw ConfigError("POD_ENI_SOURCE", "\"kubernetes\" (the default) is not available in this build yet; accepted values: file:<path>")
+            source = .kubernetes(try KubernetesSettings.fromEnvironment(env))
         } else {
-            throw ConfigError("POD_ENI_SOURCE", "invalid value \"\(sourceText)\"; accepted values: file:<path>")
+            throw ConfigError("POD_ENI_SOURCE", "invalid value \"\(sourceText)\"; accepted values: kubernetes, file:<path>")
         }
 
         guard let trunkText = value("TRUNK_INTERFACE") else {
@@ -108,6 +110,10 @@ public struct IPAMDConfig: Sendable, Hashable {
         }
         try c.readNodeSettings(value, env)
         try c.readPluginInstall(value)
+        if case .kubernetes(var k) = c.podENISource {
+            k.enablePodENI = c.node.enablePodENI
+            c.podENISource = .kubernetes(k)
+        }
         return c
     }
 

@@ -30,7 +30,7 @@ public final class Daemon: @unchecked Sendable {
         }
         listeners.append(debug)
         let rpcHandler = RPCConnectionHandler(handler: handler, logger: logger)
-        let debugHandler = DebugConnectionHandler(registry: registry, logger: logger)
+        let debugHandler = DebugConnectionHandler(registry: registry, source: handler.source, logger: logger)
         rpc.start { rpcHandler.serve($0) }
         debug.start { debugHandler.serve($0) }
         logger.info("ipamd serving", metadata: ["rpc_socket": "\(config.rpcSocket)", "debug_socket": "\(config.debugSocket)"])

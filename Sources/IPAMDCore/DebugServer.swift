@@ -6,9 +6,13 @@ import Logging
 /// so `curl --unix-socket <path> http://localhost/v1/pods` works.
 public struct DebugConnectionHandler: Sendable {
     let registry: PodRegistry
+    /// Lists the pods it knows (Kubernetes: every pod on the node) for /v1/pods.
+    let source: (any PodENISource)?
     let logger: Logger
 
-    public init(registry: PodRegistry, logger: Logger) { self.registry = registry; self.logger = logger }
+    public init(registry: PodRegistry, source: (any PodENISource)? = nil, logger: Logger) {
+        self.registry = registry; self.source = source; self.logger = logger
+    }
 
     public func serve(_ s: UnixStream) {
         s.setTimeout(seconds: 10)
@@ -38,7 +42,8 @@ public struct DebugConnectionHandler: Sendable {
         case "/v1/pods":
             let enc = JSONEncoder()
             enc.outputFormatting = [.sortedKeys, .prettyPrinted]
-            let data = (try? enc.encode(registry.all)) ?? Data("[]".utf8)
+            let pods = PodView.merge(source: source?.podViews() ?? [], served: registry.all)
+            let data = (try? enc.encode(pods)) ?? Data("[]".utf8)
             return ("200 OK", String(decoding: data, as: UTF8.self) + "\n")
         case "/healthz", "/v1/health":
             return ("200 OK", #"{"status":"ok"}"# + "\n")

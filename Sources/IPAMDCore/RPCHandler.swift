@@ -28,7 +28,23 @@ public final class RPCHandler: Sendable {
     }
 
     func add(_ pod: PodRequest, record: Bool) -> RPCReply {
-        switch source.lookup(key: pod.key, containerID: pod.containerID) {
+        // Off, no branch details ever arrive (the resource controller waits for the CNINode
+        // feature): answer at once instead of letting the ADD wait for them. CHECK and DEL still
+        // look pods up, so pods built before the switch can be checked and torn down.
+        if record && !config.enablePodENI {
+            return RPCReply(error: RPCFailure(.podNotFound, "security groups for pods are off on this node (ENABLE_POD_ENI=false): no branch interface for \(pod.key)"))
+        }
+        // Only AddNetwork waits for details on their way; CHECK and DEL must answer at once.
+        switch source.lookup(pod, wait: record) {
+        case .regular:
+            logger.info("not a branch pod", metadata: ["pod": "\(pod.key)"])
+            return RPCReply(error: RPCFailure(.podNotFound, "\(pod.key) is a regular pod (no vpc.amazonaws.com/pod-eni resource limit)"))
+        case .pending(let why):
+            logger.info("branch details pending", metadata: ["pod": "\(pod.key)", "reason": "\(why)"])
+            return RPCReply(error: RPCFailure(.pending, why))
+        case .uidMismatch(let cached, let requested):
+            logger.warning("pod UID mismatch", metadata: ["pod": "\(pod.key)", "cached_uid": "\(cached)", "requested_uid": "\(requested)"])
+            return RPCReply(error: RPCFailure(.podUIDMismatch, "pod \(pod.key) has UID \(cached) in the API server, not \(requested): refusing to give a recreated pod the previous pod's interface"))
         case .notFound:
             logger.info("no branch details for pod", metadata: ["pod": "\(pod.key)", "container_id": "\(pod.containerID)"])
             return RPCReply(error: RPCFailure(.podNotFound, "no pod-eni entry for \(pod.key)\(pod.podName.isEmpty ? "" : " or container \(pod.containerID)")"))

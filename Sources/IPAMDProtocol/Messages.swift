@@ -74,6 +74,8 @@ public struct RPCFailure: Codable, Sendable, Hashable, Error, CustomStringConver
         case invalidAnnotation
         /// The details have not arrived yet: retry later.
         case pending
+        /// The pod of that name in the cluster has another UID (a recreated pod): refused.
+        case podUIDMismatch
         case `internal`
     }
 

@@ -1,6 +1,7 @@
 import Datapath
 import Foundation
 import IPAMDCore
+import IPAMDKubernetes
 import Logging
 import Netlink
 import NodeSetup
@@ -44,8 +45,12 @@ LoggingSystem.bootstrap { label in
 let logger = Logger(label: "ipamd")
 
 let source: any PodENISource
+var kubernetes: KubernetesPodSource?
 switch config.podENISource {
 case .file(let path): source = StaticFileSource(path: path, logger: logger)
+case .kubernetes(let settings):
+    kubernetes = startKubernetesSource(settings, logger: logger)
+    source = kubernetes!.cache
 }
 
 let trunk: NetlinkTrunkLocator
@@ -99,4 +104,5 @@ logger.info("ipamd ready", metadata: ["startup_ms": "\(startup.components.second
 let sig = Daemon.waitForTermination()
 logger.info("shutting down", metadata: ["signal": "\(sig)"])
 daemon.stop()
+kubernetes?.stopBlocking()
 exit(0)

@@ -49,7 +49,7 @@ let podsFile = #"""
     }
 
     @Test(arguments: [
-        ("POD_ENI_SOURCE", "ftp:x"), ("POD_ENI_SOURCE", "kubernetes"), ("TRUNK_INTERFACE", ""),
+        ("POD_ENI_SOURCE", "ftp:x"), ("POD_ENI_SOURCE", "kube"), ("TRUNK_INTERFACE", ""),
         ("TRUNK_INTERFACE", "a-very-long-interface-name"), ("VPC_CIDRS", "10.0.0.0"), ("VPC_CIDRS", "fd00::/8"),
         ("IPAMD_SOCKET", "relative"), ("AWS_VPC_K8S_CNI_EXTERNALSNAT", "maybe"), ("AWS_VPC_K8S_CNI_LOGLEVEL", "LOUD"),
         ("POD_SECURITY_GROUP_ENFORCING_MODE", "lax"),
@@ -64,7 +64,8 @@ let podsFile = #"""
 @Suite struct RPCHandlerTests {
     func handler(_ dir: String) -> RPCHandler {
         writeAtomically(podsFile, to: dir + "/pods.json")
-        let config = IPAMDConfig(podENISource: .file(path: dir + "/pods.json"), trunk: .name("eth1"), vpcCIDRs: [IPPrefix("10.0.0.0/16")!])
+        var config = IPAMDConfig(podENISource: .file(path: dir + "/pods.json"), trunk: .name("eth1"), vpcCIDRs: [IPPrefix("10.0.0.0/16")!])
+        config.node.enablePodENI = true
         return RPCHandler(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: 4),
                           registry: PodRegistry(), logger: quiet)
     }
@@ -124,10 +125,24 @@ let podsFile = #"""
         #expect(h.handle(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 10)
     }
 
+    @Test func podENIOffAnswersAddAtOnceButStillLooksUpForCheckAndDel() {
+        let dir = tempDir()
+        writeAtomically(podsFile, to: dir + "/pods.json")
+        let config = IPAMDConfig(podENISource: .file(path: dir + "/pods.json"), trunk: .name("eth1"), vpcCIDRs: [])
+        let h = RPCHandler(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: 4),
+                           registry: PodRegistry(), logger: quiet)
+        let pod = PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")
+        let add = h.handle(RPCRequest(method: .addNetwork, pod: pod))
+        #expect(add.error?.code == .podNotFound && add.error?.message.contains("ENABLE_POD_ENI=false") == true)
+        #expect(h.handle(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 7)
+        #expect(h.handle(RPCRequest(method: .delNetwork, pod: pod)).network?.vlanID == 7)
+    }
+
     @Test func missingTrunkIsAnError() {
         let dir = tempDir()
         writeAtomically(podsFile, to: dir + "/pods.json")
-        let config = IPAMDConfig(podENISource: .file(path: dir + "/pods.json"), trunk: .name("eth9"), vpcCIDRs: [])
+        var config = IPAMDConfig(podENISource: .file(path: dir + "/pods.json"), trunk: .name("eth9"), vpcCIDRs: [])
+        config.node.enablePodENI = true
         let h = RPCHandler(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: nil),
                            registry: PodRegistry(), logger: quiet)
         let r = h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")))
@@ -140,6 +155,7 @@ let podsFile = #"""
     func start(_ dir: String) throws -> Daemon {
         writeAtomically(podsFile, to: dir + "/pods.json")
         var config = IPAMDConfig(podENISource: .file(path: dir + "/pods.json"), trunk: .name("eth1"), vpcCIDRs: [])
+        config.node.enablePodENI = true
         config.rpcSocket = dir + "/ipamd.sock"
         config.debugSocket = dir + "/debug.sock"
         let d = Daemon(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: 4), logger: quiet)

@@ -1,0 +1,127 @@
+import Foundation
+import IPAMDCore
+import Kubernetes
+import Logging
+import Synchronization
+
+extension PodFacts {
+    public static let podENIAnnotation = "vpc.amazonaws.com/pod-eni"
+    public static let podENIResourcePrefix = "vpc.amazonaws.com/pod-eni"
+    static let mirrorAnnotation = "kubernetes.io/config.mirror"
+
+    /// nil for an object without namespace or name (nothing a CNI request could name).
+    public init?(pod: Pod) {
+        guard let ns = pod.metadata.namespace, let name = pod.metadata.name else { return nil }
+        let limits = pod.spec?.containers?.first?.resources?.limits ?? [:]
+        let annotations = pod.metadata.annotations ?? [:]
+        self.init(namespace: ns, name: name, uid: pod.metadata.uid ?? "",
+                  branch: limits.keys.contains { $0.hasPrefix(Self.podENIResourcePrefix) },
+                  annotation: annotations[Self.podENIAnnotation], mirrorOf: annotations[Self.mirrorAnnotation])
+    }
+}
+
+/// Feeds the watch into the pod cache.
+public struct PodCacheSink: PodEventSink {
+    let cache: PodCache
+
+    public init(cache: PodCache) { self.cache = cache }
+
+    public func replaceAll(_ pods: [Pod]) { cache.replaceAll(pods.compactMap(PodFacts.init(pod:))) }
+
+    public func apply(_ type: WatchEventType, _ pod: Pod) {
+        guard let f = PodFacts(pod: pod) else { return }
+        if type == .deleted { cache.remove(f) } else { cache.upsert(f) }
+    }
+}
+
+/// The Kubernetes pod-ENI source: the pod watch of this node feeding a `PodCache` (which answers
+/// AddNetwork), and the node signalling (CNINode feature, trunk label) retried in the background
+/// until it succeeds. Nothing here runs on the ADD path.
+public final class KubernetesPodSource: Sendable {
+    public let cache: PodCache
+    public let client: KubeClient
+    public let watcher: PodWatcher
+    let settings: KubernetesSettings
+    let logger: Logger
+    let retry: Backoff
+    private let tasks = Mutex<[Task<Void, Never>]>([])
+    private let signalled = Mutex<Set<String>>([])
+
+    /// The connection the settings describe: the kubeconfig when KUBECONFIG is set, else in-cluster.
+    public static func connection(for settings: KubernetesSettings, env: [String: String]) throws(KubeError) -> KubeConnection {
+        if let k = settings.kubeconfig { return try KubeConnection.kubeconfig(path: k) }
+        return try KubeConnection.inCluster(env: env, serviceAccountDir: settings.serviceAccountDir)
+    }
+
+    public init(settings: KubernetesSettings, transport: any KubeTransport, token: TokenSource?, logger: Logger,
+                watchOptions: PodWatcher.Options? = nil, retry: Backoff = Backoff(initial: .seconds(1), maximum: .seconds(60))) {
+        self.settings = settings
+        self.logger = logger
+        self.retry = retry
+        cache = PodCache(waitBound: settings.waitTimeout, logger: logger)
+        client = KubeClient(transport: transport, token: token, logger: logger)
+        watcher = PodWatcher(client: client, sink: PodCacheSink(cache: cache),
+                             options: watchOptions ?? PodWatcher.Options(nodeName: settings.nodeName), logger: logger)
+    }
+
+    public convenience init(settings: KubernetesSettings, connection: KubeConnection, logger: Logger) throws(KubeError) {
+        self.init(settings: settings, transport: try HTTPClientTransport(connection: connection), token: connection.token, logger: logger)
+    }
+
+    /// Starts the watch and, when enabled, the node signalling.
+    public func start() {
+        let watcher = self.watcher
+        var started = [Task.detached { await watcher.run() }]
+        if settings.enablePodENI {
+            started.append(Task.detached { [self] in await signal() })
+        }
+        tasks.withLock { $0 += started }
+    }
+
+    /// What node signalling has completed: "cninode", "label".
+    public var signalsDone: Set<String> { signalled.withLock { $0 } }
+
+    func signal() async {
+        let s = NodeSignaller(client: client, nodeName: settings.nodeName, logger: logger)
+        await retrying("CNINode feature \(NodeSignaller.securityGroupsForPods)") { () throws(KubeError) in
+            try await s.ensureCNINodeFeature()
+        }
+        signalled.withLock { _ = $0.insert("cninode") }
+        guard settings.enableTrunkLabel else { return }
+        await retrying("node label \(NodeSignaller.trunkLabel)") { () throws(KubeError) in
+            try await s.ensureNodeLabel()
+        }
+        signalled.withLock { _ = $0.insert("label") }
+    }
+
+    /// Retries until success or cancellation: the CNINode appears only once the controller saw the node.
+    func retrying(_ what: String, _ body: () async throws(KubeError) -> Bool) async {
+        var backoff = retry
+        while !Task.isCancelled {
+            do {
+                let changed = try await body()
+                logger.info("node signalling done", metadata: ["what": "\(what)", "changed": "\(changed)"])
+                return
+            } catch {
+                let d = backoff.next()
+                logger.warning("node signalling failed; retrying", metadata: ["what": "\(what)", "error": "\(error)", "retry_in": "\(d)"])
+                try? await Task.sleep(for: d)
+            }
+        }
+    }
+
+    /// Cancels the watch and signalling, and closes the connections.
+    public func stop() async {
+        let running = tasks.withLock { t in defer { t.removeAll() }; return t }
+        for t in running { t.cancel() }
+        for t in running { await t.value }
+        await client.transport.shutdown()
+    }
+
+    /// `stop` for synchronous callers (ipamd's main thread).
+    public func stopBlocking() {
+        let done = DispatchSemaphore(value: 0)
+        Task.detached { [self] in await stop(); done.signal() }
+        done.wait()
+    }
+}

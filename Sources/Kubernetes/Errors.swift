@@ -1,0 +1,25 @@
+/// Everything the Kubernetes client can fail with, typed so callers decide: retry, re-list, or stop.
+public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
+    /// The configuration (in-cluster files, kubeconfig) is unusable; the message names the file or key.
+    case config(String)
+    /// Connecting, TLS, or the connection dropped.
+    case transport(String)
+    /// The server answered with a non-success status; `reason` is the Kubernetes Status reason.
+    case status(code: Int, reason: String, message: String)
+    /// The answer was not the JSON we expect.
+    case decode(String)
+
+    public var description: String {
+        switch self {
+        case .config(let m): "kubernetes config: \(m)"
+        case .transport(let m): "kubernetes transport: \(m)"
+        case .status(let c, let r, let m): "kubernetes API answered \(c)\(r.isEmpty ? "" : " \(r)"): \(m)"
+        case .decode(let m): "kubernetes API answer not understood: \(m)"
+        }
+    }
+
+    /// 410 Gone: the resourceVersion is too old; the only remedy is a fresh list.
+    public var isGone: Bool { if case .status(410, _, _) = self { true } else { false } }
+    public var isConflict: Bool { if case .status(409, _, _) = self { true } else { false } }
+    public var isNotFound: Bool { if case .status(404, _, _) = self { true } else { false } }
+}

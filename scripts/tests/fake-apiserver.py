@@ -1,0 +1,364 @@
+#!/usr/bin/env python3
+"""A small Kubernetes API server for tests: the real wire format over real HTTPS.
+
+Serves, with bearer-token auth:
+  GET   /api/v1/pods?fieldSelector=spec.nodeName=N[&limit=&continue=]      list (PodList, resourceVersion)
+  GET   /api/v1/pods?...&watch=true&resourceVersion=R[&allowWatchBookmarks] chunked newline-delimited
+        watch events (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR); a too-old R gets 410 Gone
+        (an ERROR event by default, like the real server, or an HTTP 410)
+  GET/PATCH /api/v1/nodes/NAME and /apis/vpcresources.k8s.aws/v1alpha1/cninodes/NAME
+        (application/merge-patch+json; metadata.resourceVersion in the patch must match: else 409)
+
+Started by a test: generates a CA and a server certificate for 127.0.0.1 with the openssl CLI in
+--dir, listens on an ephemeral loopback port and prints {"port": P, "dir": D} on stdout. Then it
+reads one JSON command per line on stdin and answers one JSON line on stdout (see `control`).
+It exits when stdin closes, so it never outlives its test.
+"""
+import argparse, copy, json, os, socket, ssl, subprocess, sys, threading, time, urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+CNINODES = "/apis/vpcresources.k8s.aws/v1alpha1/cninodes/"
+NODES = "/api/v1/nodes/"
+
+
+def make_certs(d):
+    def run(*args):
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+    for ca in ("ca", "other-ca"):
+        run("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+            "-keyout", f"{d}/{ca}.key", "-out", f"{d}/{ca}.crt", "-days", "2", "-subj", f"/CN=test-{ca}")
+    run("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
+        "-keyout", f"{d}/server.key", "-out", f"{d}/server.csr", "-subj", "/CN=kube-apiserver")
+    with open(f"{d}/server.ext", "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+    run("x509", "-req", "-in", f"{d}/server.csr", "-CA", f"{d}/ca.crt", "-CAkey", f"{d}/ca.key",
+        "-CAcreateserial", "-out", f"{d}/server.crt", "-days", "2", "-extfile", f"{d}/server.ext")
+
+
+class State:
+    def __init__(self):
+        self.cond = threading.Condition()
+        self.rv = 1000
+        self.pods = {}            # "ns/name" -> pod
+        self.events = []          # [rv, type, obj]; BOOKMARK entries carry the rv at that time
+        self.compacted = 0        # a watch or continue from an rv below this is 410 Gone
+        self.objects = {}         # path -> object (nodes, cninodes)
+        self.tokens = {"token-1"}
+        self.frozen = False       # hold events back from open watches (a stalled stream)
+        self.drop_gen = 0         # bumped to end open watches
+        self.drop_mode = "close"  # close: cut the connection mid-stream; error410: ERROR event
+        self.gone_mode = "event"  # how a too-old watch resourceVersion is answered: event or http
+        self.concurrent = {}      # path -> merge patch another writer applies just before our next PATCH
+        self.requests = []        # (method, path, query)
+        self.watch_rvs = []
+        self.emitted = {}         # "ns/name" -> monotonic time a MODIFIED with the annotation went out
+        self.open_watches = 0
+        self.hang = False         # watches ignore their timeout and send nothing: a vanished peer
+
+    def next_rv(self):
+        self.rv += 1
+        return str(self.rv)
+
+
+S = State()
+
+
+def status(code, reason, message):
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": message, "reason": reason, "code": code}
+
+
+def merge_patch(target, patch):
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    out = dict(target) if isinstance(target, dict) else {}
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        else:
+            out[k] = merge_patch(out.get(k), v)
+    return out
+
+
+def pod_node(p):
+    return (p.get("spec") or {}).get("nodeName")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def send_json(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def authorized(self):
+        h = self.headers.get("Authorization", "")
+        with S.cond:
+            ok = h.startswith("Bearer ") and h[7:] in S.tokens
+        if not ok:
+            self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
+        return ok
+
+    def parse(self):
+        u = urllib.parse.urlsplit(self.path)
+        q = {k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()}
+        with S.cond:
+            S.requests.append((self.command, u.path, q))
+        return u.path, q
+
+    def do_GET(self):
+        path, q = self.parse()
+        if not self.authorized():
+            return
+        if path == "/api/v1/pods":
+            node = None
+            sel = q.get("fieldSelector", "")
+            if sel.startswith("spec.nodeName="):
+                node = sel[len("spec.nodeName="):]
+            if q.get("watch") in ("true", "1"):
+                return self.watch(node, q)
+            return self.list(node, q)
+        with S.cond:
+            obj = copy.deepcopy(S.objects.get(path))
+        if obj is None:
+            return self.send_json(404, status(404, "NotFound", f"{path} not found"))
+        self.send_json(200, obj)
+
+    def list(self, node, q):
+        with S.cond:
+            items = [copy.deepcopy(p) for k, p in sorted(S.pods.items()) if node is None or pod_node(p) == node]
+            rv = str(S.rv)
+            start = 0
+            if "continue" in q:
+                crv, off = q["continue"].split(":")
+                if int(crv) < S.compacted:
+                    return self.send_json(410, status(410, "Expired", "The provided continue parameter is too old"))
+                start = int(off)
+                rv = crv
+        limit = int(q.get("limit", "0") or 0)
+        meta = {"resourceVersion": rv}
+        if limit and start + limit < len(items):
+            meta["continue"] = f"{rv}:{start + limit}"
+        page = items[start:start + limit] if limit else items
+        self.send_json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": page})
+
+    def chunk(self, obj):
+        data = (json.dumps(obj) + "\n").encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+    def watch(self, node, q):
+        rv = int(q.get("resourceVersion") or 0)
+        deadline = time.monotonic() + int(q.get("timeoutSeconds") or 1800)
+        bookmarks = q.get("allowWatchBookmarks") == "true"
+        with S.cond:
+            S.watch_rvs.append(str(rv))
+            gone = rv < S.compacted
+            gone_mode = S.gone_mode
+            if not gone:
+                idx = next((i for i, e in enumerate(S.events) if int(e[0]) > rv), len(S.events))
+            gen = S.drop_gen
+        if gone and gone_mode == "http":
+            return self.send_json(410, status(410, "Expired", f"too old resource version: {rv}"))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if gone:
+            self.chunk({"type": "ERROR", "object": status(410, "Expired", f"too old resource version: {rv}")})
+            self.wfile.write(b"0\r\n\r\n")
+            return
+        with S.cond:
+            S.open_watches += 1
+            S.cond.notify_all()
+        try:
+            while True:
+                with S.cond:
+                    while True:
+                        dropped = S.drop_gen != gen
+                        pending = [] if S.frozen or S.hang else S.events[idx:]
+                        left = 3600 if S.hang else deadline - time.monotonic()
+                        if dropped or pending or left <= 0:
+                            break
+                        S.cond.wait(left)
+                    mode = S.drop_mode
+                    idx += len(pending)
+                if dropped:
+                    if mode == "error410":
+                        self.chunk({"type": "ERROR", "object": status(410, "Expired", "watch expired")})
+                        self.wfile.write(b"0\r\n\r\n")
+                    else:
+                        # Cut mid-stream: no terminating chunk, the client sees a broken body.
+                        self.wfile.flush()
+                        self.connection.shutdown(socket.SHUT_RDWR)
+                        self.close_connection = True
+                    return
+                for erv, etype, obj in pending:
+                    if etype == "BOOKMARK":
+                        if bookmarks:
+                            self.chunk({"type": "BOOKMARK", "object": {"kind": "Pod", "apiVersion": "v1", "metadata": {"resourceVersion": erv}}})
+                        continue
+                    if node is not None and pod_node(obj) != node:
+                        continue
+                    self.chunk({"type": etype, "object": obj})
+                    ann = (obj["metadata"].get("annotations") or {}).get("vpc.amazonaws.com/pod-eni")
+                    key = obj["metadata"]["namespace"] + "/" + obj["metadata"]["name"]
+                    if etype == "MODIFIED" and ann:
+                        with S.cond:
+                            S.emitted.setdefault(key, time.monotonic())
+                if time.monotonic() >= deadline and not S.hang:
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
+        finally:
+            with S.cond:
+                S.open_watches -= 1
+
+    def do_PATCH(self):
+        path, q = self.parse()
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length)
+        if not self.authorized():
+            return
+        if self.headers.get("Content-Type") != "application/merge-patch+json":
+            return self.send_json(415, status(415, "UnsupportedMediaType", "want application/merge-patch+json"))
+        try:
+            patch = json.loads(body)
+        except ValueError:
+            return self.send_json(400, status(400, "BadRequest", "patch is not JSON"))
+        with S.cond:
+            obj = S.objects.get(path)
+            if obj is None:
+                return self.send_json(404, status(404, "NotFound", f"{path} not found"))
+            if path in S.concurrent:
+                # Another writer got there between our client's GET and PATCH.
+                obj = merge_patch(obj, S.concurrent.pop(path))
+                obj["metadata"]["resourceVersion"] = S.next_rv()
+                S.objects[path] = obj
+            want = (patch.get("metadata") or {}).get("resourceVersion")
+            if want is not None and want != obj["metadata"]["resourceVersion"]:
+                return self.send_json(409, status(409, "Conflict",
+                    f"Operation cannot be fulfilled on {path}: the object has been modified; please apply your changes to the latest version and try again"))
+            patch.get("metadata", {}).pop("resourceVersion", None)
+            obj = merge_patch(obj, patch)
+            obj["metadata"]["resourceVersion"] = S.next_rv()
+            S.objects[path] = obj
+            out = copy.deepcopy(obj)
+        self.send_json(200, out)
+
+
+def pod_event(etype, pod):
+    pod["metadata"]["resourceVersion"] = S.next_rv()
+    S.events.append([pod["metadata"]["resourceVersion"], etype, copy.deepcopy(pod)])
+
+
+def control(cmd):
+    """One test command; returns the answer object."""
+    op = cmd["op"]
+    with S.cond:
+        try:
+            if op == "put_pod":          # {"pod": {...}}: ADDED or MODIFIED
+                pod = copy.deepcopy(cmd["pod"])
+                key = pod["metadata"]["namespace"] + "/" + pod["metadata"]["name"]
+                etype = "MODIFIED" if key in S.pods else "ADDED"
+                pod_event(etype, pod)
+                S.pods[key] = pod
+                return {"rv": pod["metadata"]["resourceVersion"]}
+            if op == "annotate":         # {"key": "ns/name", "name": k, "value": v}
+                pod = copy.deepcopy(S.pods[cmd["key"]])
+                pod["metadata"].setdefault("annotations", {})[cmd["name"]] = cmd["value"]
+                pod_event("MODIFIED", pod)
+                S.pods[cmd["key"]] = pod
+                return {"rv": pod["metadata"]["resourceVersion"]}
+            if op == "delete_pod":       # {"key": "ns/name"}
+                pod = S.pods.pop(cmd["key"])
+                pod_event("DELETED", pod)
+                return {"rv": pod["metadata"]["resourceVersion"]}
+            if op == "bookmark":
+                S.events.append([str(S.rv), "BOOKMARK", None])
+                return {"rv": str(S.rv)}
+            if op == "freeze":           # {"on": bool}
+                S.frozen = cmd["on"]
+                return {}
+            if op == "hang":             # {"on": bool}
+                S.hang = cmd["on"]
+                return {}
+            if op == "compact":          # events so far are forgotten: older resourceVersions are 410
+                S.compacted = S.rv
+                S.events = [e for e in S.events if int(e[0]) > S.rv]
+                return {"compacted": S.rv}
+            if op == "drop_watches":     # {"mode": "close" | "error410"}
+                S.drop_mode = cmd.get("mode", "close")
+                S.drop_gen += 1
+                S.frozen = False
+                return {}
+            if op == "gone_mode":        # {"mode": "event" | "http"}
+                S.gone_mode = cmd["mode"]
+                return {}
+            if op == "set_tokens":       # {"tokens": [...]}: the only tokens accepted from now on
+                S.tokens = set(cmd["tokens"])
+                return {}
+            if op == "put_object":       # {"path": p, "object": {...}}
+                obj = copy.deepcopy(cmd["object"])
+                obj.setdefault("metadata", {})["resourceVersion"] = S.next_rv()
+                S.objects[cmd["path"]] = obj
+                return {"rv": obj["metadata"]["resourceVersion"]}
+            if op == "get_object":
+                return {"object": S.objects.get(cmd["path"])}
+            if op == "concurrent_write":  # {"path": p, "patch": {...}}: applied just before the next PATCH
+                S.concurrent[cmd["path"]] = cmd["patch"]
+                return {}
+            if op == "stats":
+                reqs = S.requests
+                return {"requests": len(reqs),
+                        "lists": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") != "true"),
+                        "watches": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") == "true"),
+                        "patches": sum(1 for m, p, q in reqs if m == "PATCH"),
+                        "watch_rvs": S.watch_rvs, "open_watches": S.open_watches, "rv": str(S.rv),
+                        "last": [[m, p, q] for m, p, q in reqs[-5:]]}
+            if op == "emitted":          # {"key": "ns/name"}: monotonic time of the annotated MODIFIED
+                return {"t": S.emitted.get(cmd["key"])}
+            if op == "now":
+                return {"t": time.monotonic()}
+            return {"error": f"unknown op {op}"}
+        finally:
+            S.cond.notify_all()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    args = ap.parse_args()
+    os.makedirs(args.dir, exist_ok=True)
+    make_certs(args.dir)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(f"{args.dir}/server.crt", f"{args.dir}/server.key")
+    ctx.set_alpn_protocols(["http/1.1"])
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    httpd.daemon_threads = True
+    httpd.socket = ctx.wrap_socket(httpd.socket, server_side=True)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    print(json.dumps({"port": httpd.server_address[1], "dir": args.dir}), flush=True)
+    for line in sys.stdin:
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            out = control(json.loads(line))
+        except Exception as e:  # a test's mistake: report it, keep serving
+            out = {"error": repr(e)}
+        print(json.dumps(out), flush=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
