@@ -26,7 +26,11 @@ JSON
 say "2. ipamd with the static pod-ENI source (what the VPC resource controller would annotate)"
 show cat "$WORK/pods.json"
 start_ipamd || exit 1
-echo "  ipamd is serving on $IPAMD_SOCKET"
+echo "  ipamd is ready: node setup done, serving on $IPAMD_SOCKET, conflist written"
+echo "  node-wide: strict mode moved 'lookup local' to 20; marked (SNATed) connections use main at 1024:"
+show node ip rule show
+show node nft list table ip aws-cni
+node_rules=$(node ip rule show)
 
 cni_pod() { # command pod netns mode [prev]
     printf '%s' "$(conf "$4" "${5:-}")" | node env CNI_COMMAND="$1" CNI_CONTAINERID="cid-$2" CNI_NETNS="$3" CNI_IFNAME=eth0 \
@@ -68,7 +72,7 @@ DESC="DEL cart again"; verdict cni_pod DEL cart "" strict "$RA"
 show node ip rule show
 DESC="no vlan.eth.* links remain"; verdict test -z "$(node ip -o link show type vlan | grep vlan.eth)"
 DESC="tables 107 and 108 are empty"; verdict test -z "$(node ip route show table 107; node ip route show table 108)"
-DESC="only the default rules remain"; verdict test "$(node ip rule show | wc -l)" -eq 3
+DESC="only the node-wide rules remain (as before the pods)"; verdict test "$(node ip rule show)" == "$node_rules"
 
 echo
 if [[ $bad -eq 0 ]]; then echo "demo: all $ok checks matched"; else echo "demo: $bad of $((ok + bad)) checks did not match"; fi
