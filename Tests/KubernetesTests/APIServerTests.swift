@@ -282,6 +282,19 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
         #expect(((node?["metadata"] as? [String: Any])?["labels"] as? [String: String])?["vpc.amazonaws.com/has-trunk-attached"] == "true")
     }
 
+    /// A cluster without the CNINode CRD answers 404 forever: the trunk label is set all the same.
+    @Test func trunkLabelDoesNotWaitForTheCNINode() async throws {
+        let server = try FakeAPIServer()
+        let nodePath = NodeSignaller.nodesPath + "node-1"
+        server.control(["op": "put_object", "path": nodePath, "object": ["kind": "Node", "metadata": ["name": "node-1"]]])
+        try await withSource(server, podENI: true, trunkLabel: true) { source in
+            #expect(await eventually { source.signalsDone == ["label"] })
+            let node = server.control(["op": "get_object", "path": nodePath])["object"] as? [String: Any]
+            #expect(((node?["metadata"] as? [String: Any])?["labels"] as? [String: String])?["vpc.amazonaws.com/has-trunk-attached"] == "false")
+            #expect(!source.signalsDone.contains("cninode"))
+        }
+    }
+
     /// A server that sends a list's head and then stops mid-body: the list is abandoned at its
     /// deadline and tried again (nothing else would ever end it), and succeeds once the server talks.
     @Test func stalledListBodyIsAbandonedAndRetried() async throws {
