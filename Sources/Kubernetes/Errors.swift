@@ -17,7 +17,7 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .config(let m): "kubernetes config: \(m)"
-        case .file(let what, let e): "kubernetes config: \(what): \(e)"
+        case .file(let what, let e): "kubernetes config: cannot read \(what) \(e)"
         case .transport(let m): "kubernetes transport: \(m)"
         case .tls(let m): "kubernetes TLS: \(m) (is the API server's certificate signed by the configured CA: ca.crt / certificate-authority?)"
         case .status(let c, let r, let m): "kubernetes API answered \(c)\(r.isEmpty ? "" : " \(r)"): \(m)"

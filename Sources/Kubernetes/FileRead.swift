@@ -7,7 +7,7 @@ public struct FileError: Error, Sendable, Equatable, CustomStringConvertible {
 
     public init(path: String, errno: Int32) { self.path = path; self.errno = errno }
 
-    public var description: String { "cannot read \(path): \(String(cString: strerror(errno))) (errno \(errno))" }
+    public var description: String { "\(path): \(String(cString: strerror(errno))) (errno \(errno))" }
 
     /// The whole file. POSIX rather than FileManager, which would drop the errno.
     public static func read(_ path: String) throws(FileError) -> [UInt8] {

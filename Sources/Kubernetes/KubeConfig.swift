@@ -53,7 +53,7 @@ public struct KubeConnection: Sendable {
         let dir = (path as NSString).deletingLastPathComponent
         func resolve(_ p: String) -> String { p.hasPrefix("/") || dir.isEmpty ? p : dir + "/" + p }
         func readFile(_ p: String, _ key: String) throws(KubeError) -> [UInt8] {
-            do throws(FileError) { return try FileError.read(resolve(p)) } catch { throw .file(what: "kubeconfig \(path): \(key)", error) }
+            do throws(FileError) { return try FileError.read(resolve(p)) } catch { throw .file(what: "\(key) of kubeconfig \(path):", error) }
         }
         func base64(_ s: String, _ key: String) throws(KubeError) -> [UInt8] {
             guard let d = Data(base64Encoded: s.filter { !$0.isWhitespace }) else { throw .config("kubeconfig \(path): \(key) is not base64") }
