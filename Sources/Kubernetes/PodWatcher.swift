@@ -165,6 +165,7 @@ public final class PodWatcher: Sendable {
         state.withLock { $0.watches += 1 }
         logger.debug("pod watch", metadata: ["resource_version": "\(rv)"])
         let idle = options.idleLimit
+        progress.touch()  // the idle limit counts from the connection, not from a slow list before it
         let outcome: KubeError? = await withTaskGroup(of: KubeError??.self) { group in
             group.addTask {
                 do throws(KubeError) { try await self.stream(path: path, progress) } catch { return .some(error) }
