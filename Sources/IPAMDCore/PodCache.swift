@@ -40,6 +40,7 @@ public final class PodCache: PodENISource, @unchecked Sendable {
     private let cond = NSCondition()
     private var pods: [String: Entry] = [:]
     private var synced = false
+    private var waiting = 0
     public let waitBound: Double
     let ipv4: Bool
     let ipv6: Bool
@@ -79,6 +80,8 @@ public final class PodCache: PodENISource, @unchecked Sendable {
 
     public var isSynced: Bool { cond.lock(); defer { cond.unlock() }; return synced }
     public var count: Int { cond.lock(); defer { cond.unlock() }; return pods.count }
+    /// Lookups blocked on the condition right now (tests wait for this instead of sleeping).
+    var waiters: Int { cond.lock(); defer { cond.unlock() }; return waiting }
 
     /// The cached facts of a pod (tests, debugging).
     public func facts(_ key: String) -> PodFacts? { cond.lock(); defer { cond.unlock() }; return pods[key]?.facts }
@@ -113,7 +116,8 @@ public final class PodCache: PodENISource, @unchecked Sendable {
     public func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup {
         // Kubernetes pods always have a name: a request without one is not a pod we know.
         guard !pod.podName.isEmpty else { return .notFound }
-        let deadline = Date(timeIntervalSinceNow: wait ? waitBound : 0)
+        // Monotonic: a wall-clock step (NTP at boot) must not shorten or stretch the wait.
+        let deadline = ContinuousClock.now + .seconds(wait ? waitBound : 0)
         cond.lock()
         defer { cond.unlock() }
         var waited = false
@@ -123,12 +127,17 @@ public final class PodCache: PodENISource, @unchecked Sendable {
                 if waited { logger.info("pod details arrived while AddNetwork waited", metadata: ["pod": "\(pod.key)"]) }
                 return r
             case .notYet(let r):
-                if !waited && wait { logger.info("AddNetwork waits for pod details", metadata: ["pod": "\(pod.key)", "reason": "\(r)"]) }
+                let left = deadline - ContinuousClock.now
+                if left <= .zero { return r }
+                if !waited { logger.info("AddNetwork waits for pod details", metadata: ["pod": "\(pod.key)", "reason": "\(r)"]) }
                 waited = true
-                // wait(until:) returns false at the deadline; spurious wake-ups just re-evaluate.
-                if !cond.wait(until: deadline) {
-                    if case .notYet(let last) = evaluate(pod) { return last }
-                }
+                // NSCondition's timed wait runs on the wall clock, so it gets slices of at most
+                // 1 s and the monotonic deadline is checked after each; the watch's broadcasts
+                // still wake us at once. Spurious wake-ups just re-evaluate.
+                let slice = min(left, .seconds(1))
+                waiting += 1
+                _ = cond.wait(until: Date(timeIntervalSinceNow: Double(slice.components.seconds) + Double(slice.components.attoseconds) / 1e18))
+                waiting -= 1
             }
         }
     }

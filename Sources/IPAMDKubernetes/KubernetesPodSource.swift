@@ -65,7 +65,7 @@ public final class KubernetesPodSource: Sendable {
     }
 
     public convenience init(settings: KubernetesSettings, connection: KubeConnection, logger: Logger) throws(KubeError) {
-        self.init(settings: settings, transport: try HTTPClientTransport(connection: connection), token: connection.token, logger: logger)
+        self.init(settings: settings, transport: try HTTPClientTransport(connection: connection, logger: logger), token: connection.token, logger: logger)
     }
 
     /// Starts the watch and, when enabled, the node signalling.
@@ -73,7 +73,11 @@ public final class KubernetesPodSource: Sendable {
         let watcher = self.watcher
         var started = [Task.detached { await watcher.run() }]
         if settings.enablePodENI {
-            started.append(Task.detached { [self] in await signal() })
+            // Independent: a cluster without the CNINode CRD (404 forever) must still get the label.
+            started.append(Task.detached { [self] in await signalCNINode() })
+            if settings.enableTrunkLabel {
+                started.append(Task.detached { [self] in await signalTrunkLabel() })
+            }
         }
         tasks.withLock { $0 += started }
     }
@@ -81,33 +85,44 @@ public final class KubernetesPodSource: Sendable {
     /// What node signalling has completed: "cninode", "label".
     public var signalsDone: Set<String> { signalled.withLock { $0 } }
 
-    func signal() async {
-        let s = NodeSignaller(client: client, nodeName: settings.nodeName, logger: logger)
-        await retrying("CNINode feature \(NodeSignaller.securityGroupsForPods)") { () throws(KubeError) in
-            try await s.ensureCNINodeFeature()
+    var signaller: NodeSignaller { NodeSignaller(client: client, nodeName: settings.nodeName, logger: logger) }
+
+    func signalCNINode() async {
+        let s = signaller
+        if await retrying("CNINode feature \(NodeSignaller.securityGroupsForPods)", { () throws(KubeError) in try await s.ensureCNINodeFeature() }) {
+            signalled.withLock { _ = $0.insert("cninode") }
         }
-        signalled.withLock { _ = $0.insert("cninode") }
-        guard settings.enableTrunkLabel else { return }
-        await retrying("node label \(NodeSignaller.trunkLabel)") { () throws(KubeError) in
-            try await s.ensureNodeLabel()
-        }
-        signalled.withLock { _ = $0.insert("label") }
     }
 
-    /// Retries until success or cancellation: the CNINode appears only once the controller saw the node.
-    func retrying(_ what: String, _ body: () async throws(KubeError) -> Bool) async {
+    func signalTrunkLabel() async {
+        let s = signaller
+        if await retrying("node label \(NodeSignaller.trunkLabel)", { () throws(KubeError) in try await s.ensureNodeLabel() }) {
+            signalled.withLock { _ = $0.insert("label") }
+        }
+    }
+
+    /// Retries until success (true) or cancellation (false): the CNINode appears only once the
+    /// controller saw the node.
+    func retrying(_ what: String, _ body: () async throws(KubeError) -> Bool) async -> Bool {
         var backoff = retry
         while !Task.isCancelled {
-            do {
+            do throws(KubeError) {
                 let changed = try await body()
                 logger.info("node signalling done", metadata: ["what": "\(what)", "changed": "\(changed)"])
-                return
+                return true
             } catch {
+                if Task.isCancelled { break }
                 let d = backoff.next()
-                logger.warning("node signalling failed; retrying", metadata: ["what": "\(what)", "error": "\(error)", "retry_in": "\(d)"])
+                let meta: Logger.Metadata = ["what": "\(what)", "error": "\(error)", "retry_in": "\(d)"]
+                if error.isTLS {
+                    logger.error("node signalling: TLS to the API server failed; check the cluster CA; retrying", metadata: meta)
+                } else {
+                    logger.warning("node signalling failed; retrying", metadata: meta)
+                }
                 try? await Task.sleep(for: d)
             }
         }
+        return false
     }
 
     /// Cancels the watch and signalling, and closes the connections.
@@ -118,10 +133,16 @@ public final class KubernetesPodSource: Sendable {
         await client.transport.shutdown()
     }
 
-    /// `stop` for synchronous callers (ipamd's main thread).
-    public func stopBlocking() {
+    /// `stop` for synchronous callers (ipamd's main thread), bounded: SIGTERM must never hang
+    /// ipamd on a connection that will not close. Returns whether it finished in time.
+    @discardableResult
+    public func stopBlocking(limit: Double = 5) -> Bool {
         let done = DispatchSemaphore(value: 0)
         Task.detached { [self] in await stop(); done.signal() }
-        done.wait()
+        if done.wait(timeout: .now() + limit) == .timedOut {
+            logger.warning("Kubernetes client did not stop in time; exiting without waiting for it", metadata: ["limit_s": "\(limit)"])
+            return false
+        }
+        return true
     }
 }

@@ -20,7 +20,14 @@ public final class KubeClient: Sendable {
     func authorized(_ r: KubeRequest) -> KubeRequest {
         var r = r
         r.headers["Accept"] = r.headers["Accept"] ?? "application/json"
-        if let t = token?.current() { r.headers["Authorization"] = "Bearer \(t)" }
+        if let token {
+            if let t = token.current() {
+                r.headers["Authorization"] = "Bearer \(t)"
+            } else if let e = token.readError {
+                // Sent without a token: the 401 that follows would hide why.
+                logger.warning("cannot read the service account token; request sent without it", metadata: ["error": "\(e)"])
+            }
+        }
         return r
     }
 
@@ -43,13 +50,15 @@ public final class KubeClient: Sendable {
     }
 
     /// Opens a watch and feeds its lines to `onLine` until the server ends the stream.
-    public func watch(_ request: KubeRequest, onLine: ([UInt8]) throws(KubeError) -> Void) async throws(KubeError) {
+    /// `onActivity` is called for every piece of the body received (an idle watchdog's heartbeat).
+    public func watch(_ request: KubeRequest, onActivity: () -> Void = {}, onLine: ([UInt8]) throws(KubeError) -> Void) async throws(KubeError) {
         var attempt = 0
         while true {
             attempt += 1
             requests.add(1, ordering: .relaxed)
             var splitter = LineSplitter()
             let resp = try await transport.stream(authorized(request)) { (bytes) throws(KubeError) in
+                onActivity()
                 for line in try splitter.feed(bytes) { try onLine(line) }
             }
             if resp.status == 401, attempt == 1, let token, token.path != nil {
@@ -68,9 +77,10 @@ public final class KubeClient: Sendable {
 
     /// JSON merge patch (RFC 7386). Put metadata.resourceVersion in the patch for optimistic
     /// concurrency: the server answers 409 Conflict when the object changed since it was read.
-    public func mergePatch<T: Decodable>(_ type: T.Type, path: String, patch: [UInt8], timeout: Duration = .seconds(30)) async throws(KubeError) -> T {
-        let r = KubeRequest(method: "PATCH", path: path, headers: ["Content-Type": "application/merge-patch+json"], body: patch, timeout: timeout)
-        return try Self.decode(T.self, try await call(r))
+    /// Returns the patched object's JSON.
+    @discardableResult
+    public func mergePatch(path: String, patch: [UInt8], timeout: Duration = .seconds(30)) async throws(KubeError) -> [UInt8] {
+        try await call(KubeRequest(method: "PATCH", path: path, headers: ["Content-Type": "application/merge-patch+json"], body: patch, timeout: timeout))
     }
 
     /// JSON bytes of a JSONSerialization value (dictionaries, arrays, strings, numbers).

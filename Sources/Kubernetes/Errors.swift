@@ -2,8 +2,13 @@
 public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The configuration (in-cluster files, kubeconfig) is unusable; the message names the file or key.
     case config(String)
-    /// Connecting, TLS, or the connection dropped.
+    /// A file the configuration names cannot be read; `what` says which (kubeconfig, CA, ...).
+    case file(what: String, FileError)
+    /// Connecting failed, the connection dropped, or an answer took too long.
     case transport(String)
+    /// The TLS handshake failed: usually the server's certificate is not signed by the CA we trust
+    /// (or our client certificate is refused). Retrying helps only once the CA is fixed.
+    case tls(String)
     /// The server answered with a non-success status; `reason` is the Kubernetes Status reason.
     case status(code: Int, reason: String, message: String)
     /// The answer was not the JSON we expect.
@@ -12,7 +17,9 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
     public var description: String {
         switch self {
         case .config(let m): "kubernetes config: \(m)"
+        case .file(let what, let e): "kubernetes config: cannot read \(what) \(e)"
         case .transport(let m): "kubernetes transport: \(m)"
+        case .tls(let m): "kubernetes TLS: \(m) (is the API server's certificate signed by the configured CA: ca.crt / certificate-authority?)"
         case .status(let c, let r, let m): "kubernetes API answered \(c)\(r.isEmpty ? "" : " \(r)"): \(m)"
         case .decode(let m): "kubernetes API answer not understood: \(m)"
         }
@@ -22,4 +29,5 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
     public var isGone: Bool { if case .status(410, _, _) = self { true } else { false } }
     public var isConflict: Bool { if case .status(409, _, _) = self { true } else { false } }
     public var isNotFound: Bool { if case .status(404, _, _) = self { true } else { false } }
+    public var isTLS: Bool { if case .tls = self { true } else { false } }
 }

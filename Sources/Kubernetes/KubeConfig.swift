@@ -30,18 +30,20 @@ public struct KubeConnection: Sendable {
         }
         guard let p = Int(port), (1...65535).contains(p) else { throw .config("KUBERNETES_SERVICE_PORT: \"\(port)\" is not a port") }
         let caPath = serviceAccountDir + "/ca.crt"
-        guard let ca = FileManager.default.contents(atPath: caPath) else { throw .config("cannot read \(caPath)") }
+        let ca: [UInt8]
+        do throws(FileError) { ca = try FileError.read(caPath) } catch { throw .file(what: "in-cluster CA", error) }
         let tokenPath = serviceAccountDir + "/token"
-        guard FileManager.default.isReadableFile(atPath: tokenPath) else { throw .config("cannot read \(tokenPath)") }
+        do throws(FileError) { _ = try FileError.read(tokenPath) } catch { throw .file(what: "in-cluster token", error) }
         let h = host.contains(":") ? "[\(host)]" : host  // IPv6 service address
-        return KubeConnection(server: "https://\(h):\(p)", caPEM: Array(ca), token: TokenSource(file: tokenPath), origin: "in-cluster")
+        return KubeConnection(server: "https://\(h):\(p)", caPEM: ca, token: TokenSource(file: tokenPath), origin: "in-cluster")
     }
 
     /// A kubeconfig file (YAML or JSON), its current context. Supported: cluster server,
     /// certificate-authority(-data), insecure-skip-tls-verify; user token, tokenFile,
     /// client-certificate(-data) and client-key(-data). Relative paths are relative to the file.
     public static func kubeconfig(path: String, context: String? = nil) throws(KubeError) -> KubeConnection {
-        guard let data = FileManager.default.contents(atPath: path) else { throw .config("cannot read kubeconfig \(path)") }
+        let data: [UInt8]
+        do throws(FileError) { data = try FileError.read(path) } catch { throw .file(what: "kubeconfig", error) }
         let file: KubeconfigFile
         do {
             file = try YAMLDecoder().decode(KubeconfigFile.self, from: String(decoding: data, as: UTF8.self))
@@ -51,8 +53,7 @@ public struct KubeConnection: Sendable {
         let dir = (path as NSString).deletingLastPathComponent
         func resolve(_ p: String) -> String { p.hasPrefix("/") || dir.isEmpty ? p : dir + "/" + p }
         func readFile(_ p: String, _ key: String) throws(KubeError) -> [UInt8] {
-            guard let d = FileManager.default.contents(atPath: resolve(p)) else { throw .config("kubeconfig \(path): \(key): cannot read \(resolve(p))") }
-            return Array(d)
+            do throws(FileError) { return try FileError.read(resolve(p)) } catch { throw .file(what: "\(key) of kubeconfig \(path):", error) }
         }
         func base64(_ s: String, _ key: String) throws(KubeError) -> [UInt8] {
             guard let d = Data(base64Encoded: s.filter { !$0.isWhitespace }) else { throw .config("kubeconfig \(path): \(key) is not base64") }

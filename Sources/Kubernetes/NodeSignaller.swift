@@ -16,9 +16,10 @@ public struct NodeSignaller: Sendable {
     let nodeName: String
     let logger: Logger
     let maxConflicts: Int
+    let sleep: Sleeper
 
-    public init(client: KubeClient, nodeName: String, logger: Logger, maxConflicts: Int = 10) {
-        self.client = client; self.nodeName = nodeName; self.logger = logger; self.maxConflicts = maxConflicts
+    public init(client: KubeClient, nodeName: String, logger: Logger, maxConflicts: Int = 10, sleep: @escaping Sleeper = realSleep) {
+        self.client = client; self.nodeName = nodeName; self.logger = logger; self.maxConflicts = maxConflicts; self.sleep = sleep
     }
 
     /// Adds `{"name": feature}` to the CNINode's spec.features unless present. A merge patch
@@ -62,13 +63,16 @@ public struct NodeSignaller: Sendable {
             patch["metadata"] = meta
             let bytes = try KubeClient.jsonBytes(patch)
             do {
-                let req = KubeRequest(method: "PATCH", path: path, headers: ["Content-Type": "application/merge-patch+json"], body: bytes)
-                _ = try await client.call(req)
+                try await client.mergePatch(path: path, patch: bytes)
                 logger.info("patched", metadata: ["path": "\(path)", "patch": "\(String(decoding: bytes, as: UTF8.self))"])
                 return true
             } catch let e where e.isConflict && conflicts < maxConflicts {
                 conflicts += 1
-                logger.debug("conflict; reading again", metadata: ["path": "\(path)", "attempt": "\(conflicts)"])
+                // The other writer (often the controller) may still be busy with the object;
+                // a short, jittered pause keeps us from racing it again at once.
+                let pause = Duration.milliseconds(Int.random(in: 20...100) * conflicts)
+                logger.debug("conflict; reading again", metadata: ["path": "\(path)", "attempt": "\(conflicts)", "after": "\(pause)"])
+                do { try await sleep(pause) } catch { throw KubeError.transport("\(path): cancelled") }
             }
         }
     }

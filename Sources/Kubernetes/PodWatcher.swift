@@ -10,34 +10,14 @@ public protocol PodEventSink: Sendable {
     func apply(_ type: WatchEventType, _ pod: Pod)
 }
 
-/// Capped exponential backoff with jitter, so that many nodes reconnecting after an API server
-/// restart spread out instead of arriving together.
-public struct Backoff: Sendable {
-    public var initial: Duration
-    public var maximum: Duration
-    /// Each delay is scaled by a random factor in 1-jitter ... 1+jitter.
-    public var jitter: Double
-    private var current: Duration?
-
-    public init(initial: Duration = .milliseconds(500), maximum: Duration = .seconds(30), jitter: Double = 0.2) {
-        self.initial = initial; self.maximum = maximum; self.jitter = jitter
-    }
-
-    public mutating func next() -> Duration {
-        let base = current.map { min($0 * 2, maximum) } ?? initial
-        current = base
-        return base * Double.random(in: (1 - jitter)...(1 + jitter))
-    }
-
-    public mutating func reset() { current = nil }
-}
-
 /// List + watch of the pods on one node (`fieldSelector=spec.nodeName=<node>`), the informer
 /// pattern: list (paged) to get the full set and a resourceVersion, then watch from it with
 /// bookmarks, following every event's resourceVersion. A stream that ends or drops is resumed
 /// from the last resourceVersion seen, so nothing in between is missed; 410 Gone (HTTP status or
 /// an ERROR event) means the server no longer has those events, and a fresh list replaces the
 /// whole set. Errors back off (capped, jittered) and retry forever; only cancellation stops it.
+/// The backoff is reset only by progress (a watch that delivered events or bookmarks), so
+/// repeated 410s or failing lists slow down instead of looping.
 public final class PodWatcher: Sendable {
     public struct Options: Sendable {
         public var nodeName: String
@@ -45,8 +25,13 @@ public final class PodWatcher: Sendable {
         public var watchTimeout: ClosedRange<Int> = 300...600
         public var pageSize = 500
         public var backoff = Backoff()
-        /// How long past its timeout a silent stream is given before it is abandoned.
-        public var watchGrace: Duration = .seconds(60)
+        /// The longest silence allowed on an open watch. A real API server sends a bookmark about
+        /// every minute; a stream silent for much longer is a vanished peer (half-open TCP).
+        public var idleLimit: Duration = .seconds(150)
+        /// One list request, its body included.
+        public var listTimeout: Duration = .seconds(60)
+        /// Waits between retries (tests record them instead of waiting).
+        public var sleep: Sleeper = realSleep
 
         public init(nodeName: String) { self.nodeName = nodeName }
     }
@@ -74,89 +59,138 @@ public final class PodWatcher: Sendable {
 
     var selector: String { "fieldSelector=" + queryEscape("spec.nodeName=\(options.nodeName)") }
 
+    /// What one watch connection achieved, readable after it failed.
+    final class WatchProgress: Sendable {
+        private let state = Mutex((last: ContinuousClock.now, events: false))
+        /// Bytes arrived: the idle watchdog starts over.
+        func touch() { state.withLock { $0.last = .now } }
+        func delivered() { state.withLock { $0.events = true } }
+        var lastActivity: ContinuousClock.Instant { state.withLock { $0.last } }
+        /// Events or bookmarks arrived: the watch was working.
+        var made: Bool { state.withLock { $0.events } }
+    }
+
     /// Runs until the task is cancelled.
     public func run() async {
         var backoff = options.backoff
         var needList = true
+        // The first list is served from the API server's watch cache (resourceVersion=0) rather
+        // than a quorum read from etcd; only after a 410 on the list itself do we ask etcd.
+        var listFromCache = true
         while !Task.isCancelled {
-            do {
+            let progress = WatchProgress()
+            var delay: Duration?
+            do throws(KubeError) {
                 if needList {
-                    try await list()
+                    do throws(KubeError) {
+                        try await list(fromCache: listFromCache)
+                    } catch {
+                        if error.isGone { listFromCache = false }
+                        throw error
+                    }
                     needList = false
-                    backoff.reset()
+                    listFromCache = true
                 }
                 let started = ContinuousClock.now
-                let progressed = try await watchOnce()
-                if progressed { backoff.reset() }
-                // A stream the server ends at its timeout is normal: resume at once. One that ends
-                // immediately without any event is a misbehaving server: do not spin.
-                if !progressed && ContinuousClock.now - started < .seconds(1) { try await Task.sleep(for: backoff.next()) }
-            } catch is CancellationError {
-                break
-            } catch let e as KubeError {
-                if Task.isCancelled { break }
-                state.withLock { $0.lastError = e.description }
-                if e.isGone {
-                    logger.info("pod watch: resourceVersion expired (410 Gone); listing again", metadata: ["error": "\(e)"])
-                    needList = true
-                    continue
+                try await watchOnce(progress)
+                if progress.made {
+                    backoff.reset()
+                } else if ContinuousClock.now - started < .seconds(1) {
+                    // Ended at once without any event: a misbehaving server; do not spin.
+                    delay = backoff.next()
                 }
-                let delay = backoff.next()
-                logger.warning("pod watch failed; retrying", metadata: ["error": "\(e)", "retry_in": "\(delay)"])
-                try? await Task.sleep(for: delay)
             } catch {
                 if Task.isCancelled { break }
-                try? await Task.sleep(for: backoff.next())
+                state.withLock { $0.lastError = error.description }
+                // A stream that delivered events before failing was working: short delays again.
+                if progress.made { backoff.reset() }
+                let d = backoff.next()
+                delay = d
+                let meta: Logger.Metadata = ["error": "\(error)", "retry_in": "\(d)"]
+                if error.isGone {
+                    needList = true
+                    logger.info("pod watch: resourceVersion expired (410 Gone); listing again", metadata: meta)
+                } else if error.isTLS {
+                    logger.error("pod watch: TLS to the API server failed; check the cluster CA; retrying", metadata: meta)
+                } else {
+                    logger.warning("pod watch failed; retrying", metadata: meta)
+                }
+            }
+            if let delay {
+                do { try await options.sleep(delay) } catch { break }
             }
         }
     }
 
     /// Lists all pages, hands the set to the sink and remembers its resourceVersion.
-    func list() async throws(KubeError) {
+    /// `fromCache`: resourceVersion=0 (any version, from the watch cache; the server may then
+    /// ignore `limit` and answer in one piece, which is fine); else a quorum read.
+    func list(fromCache: Bool) async throws(KubeError) {
+        let base = "/api/v1/pods?\(selector)"
+        let version = fromCache ? "&resourceVersion=0" : ""
         var pods: [Pod] = []
         var cont: String?
         var rv = ""
-        repeat {
-            var path = "/api/v1/pods?\(selector)&limit=\(options.pageSize)"
-            if let c = cont { path += "&continue=" + queryEscape(c) }
-            let page = try await client.get(PodList.self, path: path, timeout: .seconds(60))
-            pods += page.items
-            if rv.isEmpty || cont == nil { rv = page.metadata.resourceVersion ?? "" }
-            cont = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
-        } while cont != nil
+        do throws(KubeError) {
+            repeat {
+                // The server refuses resourceVersion together with continue: the token carries it.
+                let path = base + "&limit=\(options.pageSize)" + (cont.map { "&continue=" + queryEscape($0) } ?? version)
+                let page = try await client.get(PodList.self, path: path, timeout: options.listTimeout)
+                pods += page.items
+                if cont == nil { rv = page.metadata.resourceVersion ?? "" }
+                cont = page.metadata.continue.flatMap { $0.isEmpty ? nil : $0 }
+            } while cont != nil
+        } catch {
+            // The continue token expired between pages (compaction). As client-go's pager does,
+            // list again once, whole and unpaged; a second 410 goes to the caller's backoff.
+            guard error.isGone, cont != nil else { throw error }
+            logger.info("pod list: continue token expired; listing again unpaged", metadata: ["error": "\(error)"])
+            let all = try await client.get(PodList.self, path: base + version, timeout: options.listTimeout)
+            pods = all.items
+            rv = all.metadata.resourceVersion ?? ""
+        }
         guard !rv.isEmpty else { throw KubeError.decode("pod list without metadata.resourceVersion") }
         sink.replaceAll(pods)
         state.withLock { $0.resourceVersion = rv; $0.lists += 1; $0.lastError = nil }
         logger.info("pod list", metadata: ["pods": "\(pods.count)", "resource_version": "\(rv)", "node": "\(options.nodeName)"])
     }
 
-    /// One watch connection from the current resourceVersion. Returns whether any event arrived.
-    /// A watchdog ends a stream that outlives the timeout the server was asked for by
-    /// `watchGrace`: a peer that vanished without closing (half-open TCP) must not stall the
-    /// watch forever.
-    func watchOnce() async throws -> Bool {
+    /// One watch connection from the current resourceVersion. An idle watchdog, restarted by
+    /// every piece of the stream, ends it after `idleLimit` of silence: a peer that vanished
+    /// without closing (half-open TCP) must not stall the watch until its timeout.
+    func watchOnce(_ progress: WatchProgress) async throws(KubeError) {
         let rv = stats.resourceVersion
         let timeout = Int.random(in: options.watchTimeout)
         let path = "/api/v1/pods?\(selector)&watch=true&allowWatchBookmarks=true&resourceVersion=\(queryEscape(rv))&timeoutSeconds=\(timeout)"
         state.withLock { $0.watches += 1 }
         logger.debug("pod watch", metadata: ["resource_version": "\(rv)"])
-        let limit = Duration.seconds(timeout) + options.watchGrace
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask { try await self.stream(path: path, timeout: timeout) }
+        let idle = options.idleLimit
+        progress.touch()  // the idle limit counts from the connection, not from a slow list before it
+        let outcome: KubeError? = await withTaskGroup(of: KubeError??.self) { group in
             group.addTask {
-                try await Task.sleep(for: limit)
-                throw KubeError.transport("watch stream silent past its timeout (\(limit)); reconnecting")
+                do throws(KubeError) { try await self.stream(path: path, progress) } catch { return .some(error) }
+                return .some(nil)
+            }
+            group.addTask {
+                while true {
+                    let due = progress.lastActivity + idle
+                    if ContinuousClock.now >= due { return .some(.transport("watch stream silent for \(idle); reconnecting")) }
+                    // Cancelled: the stream finished first; no verdict.
+                    do { try await Task.sleep(until: due, clock: .continuous) } catch { return nil }
+                }
             }
             defer { group.cancelAll() }
-            return try await group.next() ?? false
+            while let r = await group.next() {
+                if let r { return r }
+            }
+            return .transport("watch cancelled")
         }
+        if let outcome { throw outcome }
     }
 
-    func stream(path: String, timeout: Int) async throws(KubeError) -> Bool {
-        var progressed = false
-        try await client.watch(KubeRequest(path: path, timeout: .seconds(30))) { (line) throws(KubeError) in
+    func stream(path: String, _ progress: WatchProgress) async throws(KubeError) {
+        try await client.watch(KubeRequest(path: path, timeout: .seconds(30)), onActivity: { progress.touch() }) { (line) throws(KubeError) in
             let event = try WatchEvent<Pod>.decode(line: line)
-            progressed = true
             let newRV: String?
             switch event {
             case .added(let p): sink.apply(.added, p); newRV = p.metadata.resourceVersion
@@ -166,12 +200,12 @@ public final class PodWatcher: Sendable {
             case .error(let s):
                 throw KubeError.status(code: s.code ?? 500, reason: s.reason ?? "", message: s.message ?? "watch ERROR event")
             }
+            progress.delivered()
             // Kept per event, not per stream: a stream that drops resumes after its last event.
             state.withLock { st in
                 if let r = newRV, !r.isEmpty { st.resourceVersion = r }
                 st.events += 1
             }
         }
-        return progressed
     }
 }

@@ -6,7 +6,7 @@ import Synchronization
 /// stat per request) and on demand after a 401.
 public final class TokenSource: Sendable {
     enum Origin: Sendable { case fixed(String), file(String) }
-    struct Cached { var stamp: [Int] = []; var token: String? }
+    struct Cached { var stamp: [Int] = []; var token: String?; var error: FileError? }
 
     let origin: Origin
     private let cached = Mutex(Cached())
@@ -25,13 +25,22 @@ public final class TokenSource: Sendable {
             let now = Self.stamp(path)
             return cached.withLock { c in
                 if c.stamp != now || c.token == nil {
-                    c.token = Self.read(path)
+                    do throws(FileError) {
+                        c.token = try Self.read(path)
+                        c.error = nil
+                    } catch {
+                        c.token = nil
+                        c.error = error
+                    }
                     c.stamp = now
                 }
                 return c.token
             }
         }
     }
+
+    /// Why the token file could not be read the last time (errno kept); nil after a good read.
+    public var readError: FileError? { cached.withLock { $0.error } }
 
     /// Forgets the cached token, e.g. after a 401 (the file may have been replaced within the
     /// same second on a filesystem with coarse timestamps).
@@ -43,9 +52,9 @@ public final class TokenSource: Sendable {
         return [Int(st.st_ino), Int(st.st_size), st.st_mtim.tv_sec, st.st_mtim.tv_nsec]
     }
 
-    static func read(_ path: String) -> String? {
-        guard let d = FileManager.default.contents(atPath: path) else { return nil }
-        let t = String(decoding: d, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+    /// nil for an empty file (the request then goes without a token).
+    static func read(_ path: String) throws(FileError) -> String? {
+        let t = String(decoding: try FileError.read(path), as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         return t.isEmpty ? nil : t
     }
 }

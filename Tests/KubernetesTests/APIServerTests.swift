@@ -1,5 +1,5 @@
 import Foundation
-import IPAMDCore
+@testable import IPAMDCore
 import IPAMDKubernetes
 import IPAMDProtocol
 import Kubernetes
@@ -29,6 +29,10 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
             #expect(await synced(source, server))
             #expect(source.cache.count == 6)  // only node-1's pods, over three pages
             #expect(source.watcher.stats.lists == 1)
+            // The first page from the watch cache (resourceVersion=0), not a quorum read of etcd;
+            // the continue pages carry no resourceVersion (the server refuses both together).
+            let rvs = server.stats()["list_rvs"] as? [Any] ?? []
+            #expect(rvs.count == 3 && rvs[0] as? String == "0" && rvs.dropFirst().allSatisfy { $0 is NSNull })
             let h = handler(source)
             let before = server.requests()
             let r = await add(h, "db", uid: "u-db")
@@ -63,8 +67,8 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
                     RPCRequest(method: .addNetwork, pod: PodRequest(podName: "late", podNamespace: "default", podUID: "u-late", containerID: "c1")),
                     timeoutSeconds: 30) }
             }
-            // The scenario: the controller writes the annotation 2 s after the ADD started.
-            try await Task.sleep(for: .seconds(2))
+            // The scenario: the controller writes the annotation while the ADD waits for it.
+            #expect(await eventually { source.cache.waiters == 1 })
             server.control(["op": "annotate", "key": "default/late", "name": "vpc.amazonaws.com/pod-eni", "value": podENI(vlan: 9, ip: "10.0.40.9")])
             let r = try await reply.get()
             #expect(r.success)
@@ -92,7 +96,9 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
         server.control(["op": "put_pod", "pod": pod("never", uid: "u-n", branch: true)])
         try await withSource(server, wait: 1) { source in
             #expect(await synced(source, server))
+            let started = ContinuousClock.now
             let r = await add(handler(source), "never", uid: "u-n")
+            #expect(ContinuousClock.now - started >= .seconds(1), "waited the whole bound")
             #expect(r.error?.code == .pending)  // the plugin answers CNI code 11, try again later
             #expect(r.error?.message.contains("no vpc.amazonaws.com/pod-eni annotation yet") == true)
             // A pod the watch never reported is pending too, not "not a branch pod".
@@ -118,7 +124,7 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
             #expect(await synced(source, server))
             let h = handler(source)
             async let r = add(h, "web", uid: "new")
-            try await Task.sleep(for: .milliseconds(300))
+            #expect(await eventually { source.cache.waiters == 1 })
             server.control(["op": "delete_pod", "key": "default/web"])
             server.control(["op": "put_pod", "pod": pod("web", uid: "new", branch: true, annotation: podENI(vlan: 6, ip: "10.0.40.6"))])
             let reply = await r
@@ -189,15 +195,15 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
         }
     }
 
-    /// A server that stops talking without closing (half-open connection): the watchdog ends the
-    /// stream after the timeout asked for plus a grace, and the watch reconnects.
-    @Test func silentStreamIsAbandonedAfterItsTimeout() async throws {
+    /// A server that stops talking without closing (half-open connection): the idle watchdog ends
+    /// the stream long before the timeout the server was asked for, and the watch reconnects.
+    @Test func silentStreamIsAbandonedWhenIdle() async throws {
         let server = try FakeAPIServer()
         server.control(["op": "hang", "on": true])
-        try await withSource(server, watchTimeout: 1...1, watchGrace: .milliseconds(300)) { source in
+        try await withSource(server, idleLimit: .milliseconds(500)) { source in
             #expect(await synced(source, server))
             #expect(await eventually { source.watcher.stats.watches >= 3 })
-            #expect(source.watcher.stats.lastError?.contains("silent past its timeout") == true)
+            #expect(source.watcher.stats.lastError?.contains("watch stream silent for") == true)
             server.control(["op": "hang", "on": false])
             server.control(["op": "put_pod", "pod": pod("after", uid: "u-after", branch: false)])
             #expect(await eventually { source.cache.facts("default/after") != nil })
@@ -276,14 +282,56 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
         #expect(((node?["metadata"] as? [String: Any])?["labels"] as? [String: String])?["vpc.amazonaws.com/has-trunk-attached"] == "true")
     }
 
+    /// A cluster without the CNINode CRD answers 404 forever: the trunk label is set all the same.
+    @Test func trunkLabelDoesNotWaitForTheCNINode() async throws {
+        let server = try FakeAPIServer()
+        let nodePath = NodeSignaller.nodesPath + "node-1"
+        server.control(["op": "put_object", "path": nodePath, "object": ["kind": "Node", "metadata": ["name": "node-1"]]])
+        try await withSource(server, podENI: true, trunkLabel: true) { source in
+            #expect(await eventually { source.signalsDone == ["label"] })
+            let node = server.control(["op": "get_object", "path": nodePath])["object"] as? [String: Any]
+            #expect(((node?["metadata"] as? [String: Any])?["labels"] as? [String: String])?["vpc.amazonaws.com/has-trunk-attached"] == "false")
+            #expect(!source.signalsDone.contains("cninode"))
+        }
+    }
+
+    /// A server that sends a list's head and then stops mid-body: the list is abandoned at its
+    /// deadline and tried again (nothing else would ever end it), and succeeds once the server talks.
+    @Test func stalledListBodyIsAbandonedAndRetried() async throws {
+        let server = try FakeAPIServer()
+        server.control(["op": "put_pod", "pod": pod("a", uid: "u-a", branch: false)])
+        server.control(["op": "stall_lists", "on": true])
+        try await withSource(server, listTimeout: .milliseconds(500)) { source in
+            #expect(await eventually { server.lists() >= 2 })
+            #expect(!source.cache.isSynced)
+            #expect(source.watcher.stats.lastError?.contains("no complete answer within") == true)
+            server.control(["op": "stall_lists", "on": false])
+            #expect(await synced(source, server))
+            #expect(source.cache.facts("default/a") != nil)
+        }
+    }
+
+    /// A watch cache answering resourceVersion=0 in one piece, ignoring limit: taken whole.
+    @Test func unpagedAnswerToAPagedListIsTakenWhole() async throws {
+        let server = try FakeAPIServer()
+        server.control(["op": "rv0_ignores_limit", "on": true])
+        for i in 0..<5 { server.control(["op": "put_pod", "pod": pod("p\(i)", uid: "u-\(i)", branch: false)]) }
+        try await withSource(server, pageSize: 2) { source in
+            #expect(await synced(source, server))
+            #expect(source.cache.count == 5)
+            #expect(server.lists() == 1)
+        }
+    }
+
     @Test func onlyTheGivenCAIsTrusted() async throws {
         let server = try FakeAPIServer()
         server.writeKubeconfig(caFile: "other-ca.crt")
         let conn = try KubeConnection.kubeconfig(path: server.kubeconfigPath)
-        let transport = try HTTPClientTransport(connection: conn)
+        let transport = try HTTPClientTransport(connection: conn, logger: quiet)
         let client = KubeClient(transport: transport, token: conn.token, logger: quiet)
+        // A TLS failure, told apart from a network one: the CA needs fixing.
         await #expect { try await client.call(KubeRequest(path: "/api/v1/pods")) } throws: { e in
-            guard case KubeError.transport(let m) = e else { return false }
+            guard case KubeError.tls(let m) = e else { return false }
             return m.lowercased().contains("certificate") || m.contains("handshake") || m.contains("SSL")
         }
         await transport.shutdown()

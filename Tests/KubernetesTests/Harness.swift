@@ -156,7 +156,7 @@ final class FakeAPIServer: @unchecked Sendable {
 
 /// A source connected to `server` with quick retries; stopped (connections closed) after `body`.
 func withSource<T>(_ server: FakeAPIServer, wait: Double = 10, podENI: Bool = false, trunkLabel: Bool = false, pageSize: Int = 500,
-                   watchTimeout: ClosedRange<Int> = 300...600, watchGrace: Duration = .seconds(60),
+                   watchTimeout: ClosedRange<Int> = 300...600, idleLimit: Duration = .seconds(150), listTimeout: Duration = .seconds(60),
                    _ body: (KubernetesPodSource) async throws -> T) async throws -> T {
     var settings = KubernetesSettings(nodeName: "node-1")
     settings.waitTimeout = wait
@@ -167,8 +167,9 @@ func withSource<T>(_ server: FakeAPIServer, wait: Double = 10, podENI: Bool = fa
     options.backoff = Backoff(initial: .milliseconds(50), maximum: .milliseconds(300))
     options.pageSize = pageSize
     options.watchTimeout = watchTimeout
-    options.watchGrace = watchGrace
-    let source = KubernetesPodSource(settings: settings, transport: try HTTPClientTransport(connection: conn), token: conn.token, logger: quiet,
+    options.idleLimit = idleLimit
+    options.listTimeout = listTimeout
+    let source = KubernetesPodSource(settings: settings, transport: try HTTPClientTransport(connection: conn, logger: quiet), token: conn.token, logger: quiet,
                                      watchOptions: options, retry: Backoff(initial: .milliseconds(50), maximum: .milliseconds(300)))
     source.start()
     do {

@@ -25,7 +25,7 @@ import Testing
         #expect(e.field == "annotation")
         #expect(c.lookup(req("a", uid: "other"), wait: true) == .uidMismatch(cached: "1", requested: "other"))
         // A runtime that passes no UID cannot be checked; no pod name: not a pod we know.
-        #expect(c.lookup(req("a", uid: ""), wait: false) != .uidMismatch(cached: "1", requested: ""))
+        #expect(c.lookup(req("a", uid: ""), wait: false) == .branch(b))
         #expect(c.lookup(PodRequest(containerID: "ctr-1"), wait: true) == .notFound)
     }
 
@@ -40,9 +40,22 @@ import Testing
         let c = PodCache(waitBound: 60, logger: quiet)
         c.replaceAll([facts("late", uid: "1")])
         async let r = offPool { c.lookup(PodRequest(podName: "late", podNamespace: "default", podUID: "1", containerID: "c"), wait: true) }
-        c.upsert(facts("late", uid: "1", branch: false))  // an unrelated change wakes, re-evaluates, waits again
+        #expect(await eventually { c.waiters == 1 })
+        // A change to another pod wakes the lookup too: it re-evaluates and waits again.
+        c.upsert(facts("other", uid: "2", branch: false))
         c.upsert(facts("late", uid: "1", annotation: podENI))
         guard case .branch(let b) = await r else { Issue.record("not woken with the annotation"); return }
+        #expect(b.vlanID == 7)
+    }
+
+    /// An invalid annotation is answered at once (waiting will not fix what the controller wrote),
+    /// and a corrected annotation is used by the next ADD.
+    @Test func invalidAnnotationThenCorrectedOne() {
+        let c = PodCache(waitBound: 60, logger: quiet)
+        c.replaceAll([facts("p", uid: "1", annotation: #"[{"vlanId":0}]"#)])
+        guard case .invalid = c.lookup(req("p", uid: "1"), wait: true) else { Issue.record("not invalid"); return }
+        c.upsert(facts("p", uid: "1", annotation: podENI))
+        guard case .branch(let b) = c.lookup(req("p", uid: "1"), wait: true) else { Issue.record("corrected annotation not used"); return }
         #expect(b.vlanID == 7)
     }
 
@@ -105,20 +118,30 @@ final class ScriptedTransport: KubeTransport, @unchecked Sendable {
     var seen: [KubeRequest] = []
     init(_ answers: [(Int, String)]) { self.answers = answers }
 
-    func next(_ r: KubeRequest) -> (Int, String) {
-        lock.lock(); defer { lock.unlock() }
-        seen.append(r)
-        return answers.isEmpty ? (500, "{}") : answers.removeFirst()
+    /// Status -1: a 200 stream whose connection drops after the body.
+    static let drop = -1
+
+    /// Out of answers: waits until cancelled (the script is over; the test then stops the loop).
+    func next(_ r: KubeRequest) async -> (Int, String) {
+        let a: (Int, String)? = lock.withLock {
+            seen.append(r)
+            return answers.isEmpty ? nil : answers.removeFirst()
+        }
+        if let a { return a }
+        while !Task.isCancelled { try? await Task.sleep(for: .seconds(60)) }
+        return (500, "{}")
     }
+    var paths: [String] { lock.withLock { seen.map(\.path) } }
     func send(_ request: KubeRequest) async throws(KubeError) -> KubeResponse {
-        let (s, b) = next(request)
+        let (s, b) = await next(request)
         return KubeResponse(status: s, body: Array(b.utf8))
     }
     func stream(_ request: KubeRequest, onBytes: ([UInt8]) throws(KubeError) -> Void) async throws(KubeError) -> KubeResponse {
-        let (s, b) = next(request)
-        guard s == 200 else { return KubeResponse(status: s, body: Array(b.utf8)) }
+        let (s, b) = await next(request)
+        guard s == 200 || s == Self.drop else { return KubeResponse(status: s, body: Array(b.utf8)) }
         for ch in Array(b.utf8).chunked(7) { try onBytes(ch) }
-        return KubeResponse(status: s, body: [])
+        if s == Self.drop { throw .transport("connection dropped") }
+        return KubeResponse(status: 200, body: [])
     }
     func shutdown() async {}
 }
@@ -139,13 +162,14 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
         let t = ScriptedTransport([
             (200, #"{"metadata":{"resourceVersion":"10","continue":"p2"},"items":[{"metadata":{"name":"a","namespace":"n"}}]}"#),
             (200, #"{"metadata":{"resourceVersion":"10"},"items":[{"metadata":{"name":"b","namespace":"n"}}]}"#),
-            (200, #"{"type":"ADDED","object":{"metadata":{"name":"c","namespace":"n","resourceVersion":"11"}}}"# + "\n" + #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"15"}}}"#),
+            (200, #"{"type":"ADDED","object":{"metadata":{"name":"c","namespace":"n","resourceVersion":"11"}}}"# + "\n" + #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"15"}}}"# + "\n"),
             (200, #"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#),
             (200, #"{"metadata":{"resourceVersion":"20"},"items":[]}"#),
         ])
         let sink = RecordingSink()
         var options = PodWatcher.Options(nodeName: "node-1")
         options.pageSize = 1
+        options.sleep = { _ in }
         let w = PodWatcher(client: KubeClient(transport: t, token: TokenSource(token: "tok"), logger: quiet), sink: sink, options: options, logger: quiet)
         let task = Task { await w.run() }
         #expect(await eventually { w.stats.lists == 2 })
@@ -153,20 +177,83 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
         await task.value
         #expect(sink.log == ["list:a,b", "ADDED:c", "list:"])
         let paths = t.seen.map(\.path)
-        #expect(paths[0] == "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&limit=1")
+        #expect(paths[0] == "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&limit=1&resourceVersion=0")
         #expect(paths[1] == "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&limit=1&continue=p2")
         #expect(paths[2].hasPrefix("/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&watch=true&allowWatchBookmarks=true&resourceVersion=10&timeoutSeconds="))
         #expect(paths[3].contains("&resourceVersion=15&"))  // after the bookmark
         #expect(t.seen.allSatisfy { $0.headers["Authorization"] == "Bearer tok" })
     }
 
+    static let gone = #"{"type":"ERROR","object":{"kind":"Status","code":410,"reason":"Expired"}}"#
+    static func list(_ rv: Int, _ names: [String] = [], continue c: String? = nil) -> String {
+        let items = names.map { #"{"metadata":{"name":"\#($0)","namespace":"n"}}"# }.joined(separator: ",")
+        return #"{"metadata":{"resourceVersion":"\#(rv)"\#(c.map { #","continue":"\#($0)""# } ?? "")},"items":[\#(items)]}"#
+    }
+
+    /// Runs a watcher over `t` with recorded (not waited) retry delays until `done` holds.
+    func runScripted(_ t: ScriptedTransport, pageSize: Int = 500, backoff: Backoff = Backoff(), until done: @escaping (PodWatcher, [Duration]) -> Bool) async -> (RecordingSink, [Duration]) {
+        let sink = RecordingSink()
+        let sleeps = Mutex<[Duration]>([])
+        var options = PodWatcher.Options(nodeName: "node-1")
+        options.pageSize = pageSize
+        options.backoff = backoff
+        options.sleep = { d in sleeps.withLock { $0.append(d) } }
+        let w = PodWatcher(client: KubeClient(transport: t, token: nil, logger: quiet), sink: sink, options: options, logger: quiet)
+        let task = Task { await w.run() }
+        #expect(await eventually { done(w, sleeps.withLock { $0 }) })
+        task.cancel()
+        await task.value
+        return (sink, sleeps.withLock { $0 })
+    }
+
+    /// The continue token expired between pages: one unpaged list from scratch, then the watch
+    /// from that list's resourceVersion.
+    @Test func goneOnContinueListsAgainUnpaged() async {
+        let t = ScriptedTransport([
+            (200, Self.list(10, ["a"], continue: "p2")),
+            (410, #"{"kind":"Status","code":410,"reason":"Expired","message":"The provided continue parameter is too old"}"#),
+            (200, Self.list(12, ["a", "b", "c"])),
+            (200, #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"13"}}}"#),
+        ])
+        let (sink, _) = await runScripted(t, pageSize: 1) { w, _ in w.stats.resourceVersion == "13" }
+        #expect(sink.log == ["list:a,b,c"])
+        let p = t.paths
+        let base = "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1"
+        #expect(Array(p.prefix(3)) == [base + "&limit=1&resourceVersion=0", base + "&limit=1&continue=p2", base + "&resourceVersion=0"])
+        #expect(p.count >= 4 && p[3].contains("&watch=true&") && p[3].contains("&resourceVersion=12&"))
+    }
+
+    /// 410s without progress in between back off more each time, though every list succeeds;
+    /// a watch that delivered events starts the delays over. A 410 on the list itself moves the
+    /// next list from the watch cache (resourceVersion=0) to a quorum read, once.
+    @Test func repeatedGoneBacksOffUntilProgress() async {
+        let t = ScriptedTransport([
+            (410, #"{"kind":"Status","code":410,"reason":"Expired","message":"too old"}"#),  // list
+            (200, Self.list(10)), (200, Self.gone),
+            (200, Self.list(11)), (200, Self.gone),
+            (200, Self.list(12)), (200, #"{"type":"ADDED","object":{"metadata":{"name":"x","namespace":"n","resourceVersion":"13"}}}"# + "\n" + Self.gone),
+            (200, Self.list(14)), (ScriptedTransport.drop, #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"15"}}}"# + "\n"),
+            (200, Self.gone),
+        ])
+        let b = Backoff(initial: .milliseconds(100), maximum: .seconds(1), jitter: 0)
+        let (_, sleeps) = await runScripted(t, backoff: b) { _, s in s.count == 6 }
+        // list 410; watch 410 twice with no progress; after events: from the start; after a
+        // bookmark then a dropped connection: from the start; then a 410 without progress.
+        #expect(sleeps == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(100), .milliseconds(100), .milliseconds(200)])
+        let lists = t.paths.filter { !$0.contains("watch=true") }
+        #expect(lists.prefix(5).map { $0.contains("resourceVersion=0") } == [true, false, true, true, true])
+    }
+
     @Test func signallerGivesUpAfterTooManyConflicts() async {
         let obj = #"{"metadata":{"name":"n","resourceVersion":"1"},"spec":{}}"#
         let conflict = #"{"kind":"Status","code":409,"reason":"Conflict","message":"modified"}"#
         let t = ScriptedTransport([(200, obj), (409, conflict), (200, obj), (409, conflict), (200, obj), (409, conflict)])
-        let s = NodeSignaller(client: KubeClient(transport: t, token: nil, logger: quiet), nodeName: "n", logger: quiet, maxConflicts: 2)
+        let pauses = Mutex<[Duration]>([])
+        let s = NodeSignaller(client: KubeClient(transport: t, token: nil, logger: quiet), nodeName: "n", logger: quiet, maxConflicts: 2,
+                              sleep: { d in pauses.withLock { $0.append(d) } })
         await #expect { try await s.ensureCNINodeFeature() } throws: { ($0 as? KubeError)?.isConflict == true }
         #expect(t.seen.count == 6)
+        #expect(pauses.withLock { $0.count } == 2 && pauses.withLock { $0.allSatisfy { $0 > .zero } })  // a pause before each re-read
         let body = String(decoding: t.seen[1].body ?? [], as: UTF8.self)
         #expect(body == #"{"metadata":{"resourceVersion":"1"},"spec":{"features":[{"name":"SecurityGroupsForPods"}]}}"#)
         #expect(t.seen[1].headers["Content-Type"] == "application/merge-patch+json" && t.seen[1].method == "PATCH")
@@ -220,7 +307,10 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
         let exec = yaml.replacingOccurrences(of: "    token: static-token", with: "    exec: {command: aws, args: [eks, get-token]}")
         try exec.write(toFile: dir + "/exec", atomically: true, encoding: .utf8)
         #expect { try KubeConnection.kubeconfig(path: dir + "/exec") } throws: { "\($0)".contains("exec credential plugin") }
-        #expect { try KubeConnection.kubeconfig(path: dir + "/missing") } throws: { "\($0)".contains("cannot read kubeconfig") }
+        #expect { try KubeConnection.kubeconfig(path: dir + "/missing") } throws: { e in
+            guard case KubeError.file(let what, let fe) = e else { return false }
+            return what == "kubeconfig" && fe.errno == ENOENT && fe.path == dir + "/missing"
+        }
     }
 
     @Test func inCluster() throws {

@@ -70,6 +70,9 @@ def main():
     sh("ip", "netns", "add", NS)
     sh("ip", "-n", NS, "link", "set", "lo", "up")
     sh("ip", "-n", NS, "link", "add", "eth1", "address", "0a:00:00:00:0f:01", "type", "veth", "peer", "name", "eth1peer")
+    # The primary interface node setup needs (sysctls, SNAT source address).
+    sh("ip", "-n", NS, "link", "add", "eth0", "type", "veth", "peer", "name", "eth0peer")
+    sh("ip", "-n", NS, "addr", "add", "10.0.0.10/20", "dev", "eth0")
     api = subprocess.Popen(["ip", "netns", "exec", NS, "python3", f"{ROOT}/scripts/tests/fake-apiserver.py", "--dir", f"{work}/api"],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     procs.append(api)
@@ -80,6 +83,10 @@ def main():
         api.stdin.flush()
         return json.loads(api.stdout.readline())
 
+    # Node signalling finds its objects at once, so its requests do not mix with the ADDs'.
+    ctl({"op": "put_object", "path": "/api/v1/nodes/node-1", "object": {"kind": "Node", "metadata": {"name": "node-1"}}})
+    ctl({"op": "put_object", "path": "/apis/vpcresources.k8s.aws/v1alpha1/cninodes/node-1",
+         "object": {"kind": "CNINode", "metadata": {"name": "node-1"}, "spec": {}}})
     with open(f"{work}/api/token", "w") as f:
         f.write("token-1")
     with open(f"{work}/kubeconfig", "w") as f:
@@ -99,7 +106,9 @@ users:
     rpc_sock, debug_sock = f"{work}/ipamd.sock", f"{work}/debug.sock"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MY_NODE_NAME": "node-1", "KUBECONFIG": f"{work}/kubeconfig",
            "TRUNK_INTERFACE": "eth1", "IPAMD_SOCKET": rpc_sock, "IPAMD_DEBUG_SOCKET": debug_sock,
-           "POD_ENI_WAIT_TIMEOUT": "10s", "AWS_VPC_K8S_CNI_LOGLEVEL": "WARN"}
+           "POD_ENI_WAIT_TIMEOUT": "10s", "AWS_VPC_K8S_CNI_LOGLEVEL": "WARN", "ENABLE_POD_ENI": "true",
+           "VPC_CIDRS": "10.0.0.0/16", "CNI_BIN_DIR": f"{work}/cni/bin", "CNI_CONF_DIR": f"{work}/cni/net.d",
+           "CNI_PLUGIN_SOURCE": f"{ROOT}/.build/release/aws-cni"}
     ipamd = subprocess.Popen(["ip", "netns", "exec", NS, f"{ROOT}/.build/release/ipamd"], env=env)
     procs.append(ipamd)
     deadline = time.monotonic() + 20

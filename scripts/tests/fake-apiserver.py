@@ -2,7 +2,10 @@
 """A small Kubernetes API server for tests: the real wire format over real HTTPS.
 
 Serves, with bearer-token auth:
-  GET   /api/v1/pods?fieldSelector=spec.nodeName=N[&limit=&continue=]      list (PodList, resourceVersion)
+  GET   /api/v1/pods?fieldSelector=spec.nodeName=N[&limit=&continue=&resourceVersion=]
+        list (PodList, resourceVersion). resourceVersion "" (quorum) and "0" (watch cache) both
+        answer the current state; with "0" limit may be ignored (rv0_ignores_limit), as a real
+        server's watch cache does; resourceVersion together with continue is refused (400)
   GET   /api/v1/pods?...&watch=true&resourceVersion=R[&allowWatchBookmarks] chunked newline-delimited
         watch events (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR); a too-old R gets 410 Gone
         (an ERROR event by default, like the real server, or an HTTP 410)
@@ -55,6 +58,9 @@ class State:
         self.emitted = {}         # "ns/name" -> monotonic time a MODIFIED with the annotation went out
         self.open_watches = 0
         self.hang = False         # watches ignore their timeout and send nothing: a vanished peer
+        self.list_rvs = []        # the resourceVersion each list asked for (None: not given)
+        self.rv0_ignores_limit = False
+        self.stall_lists = False  # lists send their head and half the body, then nothing until off
 
     def next_rv(self):
         self.rv += 1
@@ -133,7 +139,10 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, obj)
 
     def list(self, node, q):
+        if "continue" in q and q.get("resourceVersion"):
+            return self.send_json(400, status(400, "BadRequest", "specifying resource version is not allowed when using continue"))
         with S.cond:
+            S.list_rvs.append(q.get("resourceVersion"))
             items = [copy.deepcopy(p) for k, p in sorted(S.pods.items()) if node is None or pod_node(p) == node]
             rv = str(S.rv)
             start = 0
@@ -143,12 +152,34 @@ class Handler(BaseHTTPRequestHandler):
                     return self.send_json(410, status(410, "Expired", "The provided continue parameter is too old"))
                 start = int(off)
                 rv = crv
+            if q.get("resourceVersion") == "0" and S.rv0_ignores_limit:
+                q.pop("limit", None)
+            stall = S.stall_lists
         limit = int(q.get("limit", "0") or 0)
         meta = {"resourceVersion": rv}
         if limit and start + limit < len(items):
             meta["continue"] = f"{rv}:{start + limit}"
         page = items[start:start + limit] if limit else items
-        self.send_json(200, {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": page})
+        obj = {"kind": "PodList", "apiVersion": "v1", "metadata": meta, "items": page}
+        if stall:
+            return self.stalled(obj)
+        self.send_json(200, obj)
+
+    def stalled(self, obj):
+        """Head and half the body, then silence (the connection stays open) until stall_lists is off."""
+        body = json.dumps(obj).encode()
+        try:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body[:len(body) // 2])
+            self.wfile.flush()
+            with S.cond:
+                S.cond.wait_for(lambda: not S.stall_lists, timeout=120)
+            self.wfile.write(body[len(body) // 2:])
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError, OSError):
+            self.close_connection = True
 
     def chunk(self, obj):
         data = (json.dumps(obj) + "\n").encode()
@@ -301,6 +332,12 @@ def control(cmd):
                 S.drop_gen += 1
                 S.frozen = False
                 return {}
+            if op == "stall_lists":      # {"on": bool}
+                S.stall_lists = cmd["on"]
+                return {}
+            if op == "rv0_ignores_limit":  # {"on": bool}
+                S.rv0_ignores_limit = cmd["on"]
+                return {}
             if op == "gone_mode":        # {"mode": "event" | "http"}
                 S.gone_mode = cmd["mode"]
                 return {}
@@ -323,7 +360,7 @@ def control(cmd):
                         "lists": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") != "true"),
                         "watches": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") == "true"),
                         "patches": sum(1 for m, p, q in reqs if m == "PATCH"),
-                        "watch_rvs": S.watch_rvs, "open_watches": S.open_watches, "rv": str(S.rv),
+                        "watch_rvs": S.watch_rvs, "list_rvs": S.list_rvs, "open_watches": S.open_watches, "rv": str(S.rv),
                         "last": [[m, p, q] for m, p, q in reqs[-5:]]}
             if op == "emitted":          # {"key": "ns/name"}: monotonic time of the annotated MODIFIED
                 return {"t": S.emitted.get(cmd["key"])}
