@@ -4,6 +4,7 @@
 #   2. host binary checks: the release aws-cni and ipamd executables, no VLAN needed
 #   3. VM tests: VLAN datapath end to end, in a QEMU VM whose kernel has 802.1Q
 set -euo pipefail
+trap 'echo "test.sh: stopped at line $LINENO (exit $?)" >&2' ERR
 cd "$(dirname "$0")/.."
 [[ -d /opt/swift/usr/bin ]] && export PATH=/opt/swift/usr/bin:$PATH
 [[ $(id -u) == 0 ]] || { echo "run as root: the tests create network namespaces and a VM" >&2; exit 1; }
@@ -14,7 +15,7 @@ total_passed=0
 total_failed=0
 count_shell() { # log file: adds its "N passed, N failed" line to the totals
     local line
-    line=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
+    line=$(grep -E '^[a-z0-9-]+: [0-9]+ passed, [0-9]+ failed' "$1" | tail -1)
     total_passed=$((total_passed + $(sed -E 's/.*: ([0-9]+) passed.*/\1/' <<<"$line")))
     total_failed=$((total_failed + $(sed -E 's/.*, ([0-9]+) failed.*/\1/' <<<"$line")))
 }
@@ -55,6 +56,6 @@ echo "swift test: $swift_tests tests passed"
 echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
 echo "host: $(grep -E '^host-node-setup:' "$LOGS/node.log")"
 echo "k8s:  $(grep -E '^kubernetes-ipamd:' "$LOGS/k8s.log")"
-grep -E '^vm-[a-z-]+: [0-9]+ passed' "$LOGS/vm.log" | sed 's/^/vm:   /'
+grep -E '^vm-[a-z0-9-]+: [0-9]+ passed' "$LOGS/vm.log" | sed 's/^/vm:   /'
 echo "all: $total_passed passed, $total_failed failed"
 [[ $total_failed -eq 0 && $vm_rc -eq 0 ]]

@@ -26,47 +26,16 @@ ip -n "$NS" link add eth1 address 0a:00:00:00:0f:01 type veth peer name eth1peer
 ip -n "$NS" link add eth0 type veth peer name eth0peer   # the primary interface node setup needs
 ip -n "$NS" addr add 10.0.0.10/20 dev eth0
 
-# The test API server on the namespace's loopback, commanded through its stdin (one JSON line
-# in, one out; fds 7 and 8 so that command substitutions can use them too).
-coproc API { exec ip netns exec "$NS" python3 scripts/tests/fake-apiserver.py --dir "$WORK/api"; }
-API_PID=$API_PID
-exec 7>&"${API[1]}" 8<&"${API[0]}"
-read -r -t 30 started <&8 || { echo "test API server did not start"; exit 1; }
-PORT=$(jq -r .port <<<"$started")
-api() { echo "$1" >&7; local r=""; read -r -t 10 r <&8; echo "$r"; }
-
-pod() { # name uid branch(true/false) [annotation]
-    local ann=${4:-} limits='{"cpu":"100m"}'
-    [[ $3 == true ]] && limits='{"cpu":"100m","vpc.amazonaws.com/pod-eni":"1"}'
-    jq -cn --arg n "$1" --arg u "$2" --arg a "$ann" --argjson l "$limits" \
-        '{op:"put_pod",pod:{kind:"Pod",apiVersion:"v1",metadata:({name:$n,namespace:"default",uid:$u} + (if $a == "" then {} else {annotations:{"vpc.amazonaws.com/pod-eni":$a}} end)),
-          spec:{nodeName:"node-1",containers:[{name:"app",resources:{limits:$l}}]}}}'
-}
+source scripts/lib/k8s-api.sh
+api_start "$NS" "$WORK/api" || exit 1
+PORT=$API_PORT
 ANN='[{"eniId":"eni-0a1b2c3d4e5f60718","ifAddress":"0a:1b:2c:3d:4e:5f","privateIp":"10.0.40.12","vlanId":7,"subnetCidr":"10.0.32.0/19"}]'
-api "$(pod db u-db true "$ANN")" >/dev/null
-api "$(pod late u-late true)" >/dev/null
-api "$(pod web u-web false)" >/dev/null
+api "$(api_pod db u-db true "$ANN")" >/dev/null
+api "$(api_pod late u-late true)" >/dev/null
+api "$(api_pod web u-web false)" >/dev/null
 api '{"op":"put_object","path":"/api/v1/nodes/node-1","object":{"kind":"Node","metadata":{"name":"node-1","labels":{"kubernetes.io/os":"linux"}}}}' >/dev/null
 api '{"op":"put_object","path":"/apis/vpcresources.k8s.aws/v1alpha1/cninodes/node-1","object":{"kind":"CNINode","metadata":{"name":"node-1"},"spec":{"features":[{"name":"CustomNetworking","value":"x"}]}}}' >/dev/null
-
-printf 'token-1' > "$WORK/api/token"
-cat > "$WORK/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- name: fake
-  cluster:
-    server: https://127.0.0.1:$PORT
-    certificate-authority: api/ca.crt
-contexts:
-- name: test
-  context: {cluster: fake, user: ipamd}
-users:
-- name: ipamd
-  user:
-    tokenFile: api/token
-YAML
+write_kubeconfig "$WORK/kubeconfig"
 
 mkdir -p "$WORK/run"
 BASE_ENV=(TRUNK_INTERFACE=0a:00:00:00:0f:01 VPC_CIDRS=10.0.0.0/16 IPAMD_SOCKET=$WORK/run/ipamd.sock IPAMD_DEBUG_SOCKET=$WORK/run/debug.sock

@@ -10,28 +10,10 @@ source scripts/lib/assert.sh
 source scripts/lib/fabric.sh
 fabric_up pod-late
 vpc_branch 9 0a:00:00:00:00:09 10.0.40.9
-mkdir -p "$WORK/api"
-
-# The test API server on the node's loopback, driven through its stdin (fds 7 and 8).
-coproc API { exec ip netns exec node python3 scripts/tests/fake-apiserver.py --dir "$WORK/api"; }
-exec 7>&"${API[1]}" 8<&"${API[0]}"
-read -r -t 60 started <&8 || { echo "test API server did not start"; exit 1; }
-PORT=$(jq -r .port <<<"$started")
-api() { echo "$1" >&7; local r=""; read -r -t 10 r <&8; echo "$r"; }
-printf 'token-1' > "$WORK/api/token"
-cat > "$WORK/kubeconfig" <<YAML
-apiVersion: v1
-kind: Config
-current-context: test
-clusters:
-- {name: fake, cluster: {server: "https://127.0.0.1:$PORT", certificate-authority: api/ca.crt}}
-contexts:
-- {name: test, context: {cluster: fake, user: ipamd}}
-users:
-- {name: ipamd, user: {tokenFile: api/token}}
-YAML
-api "$(jq -cn '{op:"put_pod",pod:{kind:"Pod",apiVersion:"v1",metadata:{name:"late",namespace:"default",uid:"uid-late"},
-      spec:{nodeName:"node-1",containers:[{name:"app",resources:{limits:{"vpc.amazonaws.com/pod-eni":"1"}}}]}}}')" >/dev/null
+source scripts/lib/k8s-api.sh
+api_start node "$WORK/api" || exit 1
+write_kubeconfig "$WORK/kubeconfig"
+api "$(api_pod late uid-late true)" >/dev/null
 api '{"op":"put_object","path":"/apis/vpcresources.k8s.aws/v1alpha1/cninodes/node-1","object":{"kind":"CNINode","metadata":{"name":"node-1"},"spec":{}}}' >/dev/null
 
 start_ipamd POD_ENI_SOURCE=kubernetes MY_NODE_NAME=node-1 KUBECONFIG="$WORK/kubeconfig" POD_ENI_WAIT_TIMEOUT=10s
