@@ -46,6 +46,8 @@ public struct IPAMDConfig: Sendable, Hashable {
     public var enforcingMode: PodSGEnforcingMode { node.enforcingMode }
     /// Node-wide setup (sysctls, SNAT table, node rules).
     public var node: NodeSettings
+    /// How often node setup is checked and repaired when it drifted; nil: never after start.
+    public var nodeReconcileInterval: Duration? = .seconds(60)
     /// Where the plugin and conflist go; `pluginSource` nil means the aws-cni next to ipamd.
     public var pluginSource: String?
     public var cniBinDir: String = "/opt/cni/bin"
@@ -148,6 +150,12 @@ public struct IPAMDConfig: Sendable, Hashable {
             n.connmark = mark
         }
         n.disableTCPEarlyDemux = try Self.bool(env, "DISABLE_TCP_EARLY_DEMUX", default: false)
+        if let t = value("NODE_RECONCILE_INTERVAL") {
+            guard let secs = Int(t), (0...3600).contains(secs) else {
+                throw ConfigError("NODE_RECONCILE_INTERVAL", "invalid value \"\(t)\"; accepted values: whole seconds from 0 (never) to 3600 (default 60)")
+            }
+            nodeReconcileInterval = secs == 0 ? nil : .seconds(secs)
+        }
         if let p = value("AWS_VPC_K8S_CNI_VETHPREFIX") {
             guard (1...Naming.maxVethPrefixLength).contains(p.utf8.count),
                   p.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }),

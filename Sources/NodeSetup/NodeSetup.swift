@@ -59,6 +59,9 @@ public struct NodeSetupReport: Sendable, Equatable {
     public var sysctls: [String: String]
     /// The nft script applied (a removal when SNAT is external).
     public var nftScript: String
+    /// `nft list table ip aws-cni` right after applying (nil when SNAT is external and the table
+    /// is absent): the kernel's own rendering, what a later check compares with.
+    public var tableListing: String?
     public var ruleChanges: NodeRules.Changes
 }
 
@@ -88,6 +91,7 @@ public struct NodeSetup {
                                 primaryInterface: s.primaryInterface, primaryIP: primaryIP)
         let script = SNATRuleset.script(snat)
         do throws(NFTablesError) { try nft.run(script) } catch { throw .nftables(error) }
+        let listing = s.externalSNAT ? nil : currentTable()
 
         let changes: NodeRules.Changes
         do throws(NetlinkError) {
@@ -105,7 +109,29 @@ public struct NodeSetup {
             "primary_ip": "\(primaryIP)", "snat": "\(s.externalSNAT ? "external" : "node")",
             "rules_added": "\(changes.add.map(\.description))", "rules_deleted": "\(changes.delete.map(\.description))",
         ])
-        return NodeSetupReport(primaryIP: primaryIP, sysctls: applied, nftScript: script, ruleChanges: changes)
+        return NodeSetupReport(primaryIP: primaryIP, sysctls: applied, nftScript: script, tableListing: listing, ruleChanges: changes)
+    }
+
+    /// What no longer matches what `apply` left (someone ran `nft flush ruleset`, deleted a rule,
+    /// reset a sysctl); empty when nothing. Reads only.
+    public func drift(_ s: NodeSettings, since report: NodeSetupReport) -> [String] {
+        var found: [String] = []
+        for (key, value) in report.sysctls.sorted(by: { $0.key < $1.key }) where (try? sysctl.read(key)) != value {
+            found.append("sysctl \(key) is not \(value)")
+        }
+        if currentTable() != report.tableListing {
+            found.append(report.tableListing == nil ? "table ip \(SNATRuleset.table) exists" : "table ip \(SNATRuleset.table) differs or is missing")
+        }
+        if let rules = try? netlink.rules(family: .ipv4) {
+            let changes = NodeRules.plan(current: rules, connmark: s.externalSNAT ? nil : s.connmark, localAtPriority: s.localRulePriority)
+            found += changes.add.map { "rule missing: \($0)" } + changes.delete.map { "rule present: \($0)" }
+        }
+        return found
+    }
+
+    /// The table as the kernel renders it, or nil when it does not exist.
+    func currentTable() -> String? {
+        try? nft.run("list table \(SNATRuleset.family) \(SNATRuleset.table)")
     }
 
     func resolvePrimaryIP(_ s: NodeSettings) throws(NodeSetupError) -> IPv4Address {

@@ -70,9 +70,13 @@ do {
 if config.vpcCIDRs.isEmpty && !config.externalSNAT {
     logger.warning("VPC_CIDRS is empty: every pod connection leaving the node will be SNATed to the node's IP")
 }
+let reconciler: NodeReconciler?
 do {
     let setup = NodeSetup(netlink: try LibNLClient(), nft: try LibNFTables(), sysctl: ProcSysctl(), logger: logger)
-    _ = try setup.apply(config.node)
+    let report = try setup.apply(config.node)
+    reconciler = config.nodeReconcileInterval.map {
+        NodeReconciler(setup: setup, settings: config.node, report: report, interval: $0, logger: logger)
+    }
 } catch {
     logger.critical("node setup failed; not serving", metadata: ["error": "\(error)"])
     exit(1)
@@ -99,10 +103,12 @@ do {
     daemon.stop()
     exit(1)
 }
+reconciler?.start()
 let startup = ContinuousClock.now - started
 logger.info("ipamd ready", metadata: ["startup_ms": "\(startup.components.seconds * 1000 + startup.components.attoseconds / 1_000_000_000_000_000)"])
 let sig = Daemon.waitForTermination()
 logger.info("shutting down", metadata: ["signal": "\(sig)"])
+reconciler?.stop()
 daemon.stop()
 kubernetes?.stopBlocking()
 exit(0)

@@ -8,14 +8,22 @@ import Netlink
 @testable import NodeSetup
 import Testing
 
-/// Records every script; fails the n-th run (1-based) when asked, like a kernel refusing it.
+/// A kernel with one nft table: records every changing script, renders the table for `list`,
+/// and fails the n-th change (1-based) when asked, like a kernel refusing it.
 final class FakeNFTables: NFTables {
     var scripts: [String] = []
     var failOnRun: Int?
+    /// The table's rendering, nil when absent.
+    var table: String?
 
     func run(_ script: String) throws(NFTablesError) -> String {
+        if script.hasPrefix("list table") {
+            guard let table else { throw NFTablesError(.refused, message: "Error: No such file or directory") }
+            return table
+        }
         scripts.append(script)
         if failOnRun == scripts.count { throw NFTablesError(.refused, message: "Error: Could not process rule: No such file or directory") }
+        table = script == SNATRuleset.removal ? nil : "rendered:\n" + script
         return ""
     }
 }
@@ -253,6 +261,9 @@ func snat(_ change: (inout SNATSettings) -> Void = { _ in }) -> SNATSettings {
         #expect(c.conflist == ConflistSettings())
         #expect(c.cniBinDir == "/opt/cni/bin" && c.cniConfDir == "/etc/cni/net.d" && c.pluginSource == nil)
         #expect(c.logFile == "/host/var/log/aws-routed-eni/ipamd.log")
+        #expect(c.nodeReconcileInterval == .seconds(60))
+        #expect(try IPAMDConfig.fromEnvironment(base.merging(["NODE_RECONCILE_INTERVAL": "0"]) { _, b in b }).nodeReconcileInterval == nil)
+        #expect(try IPAMDConfig.fromEnvironment(base.merging(["NODE_RECONCILE_INTERVAL": "5"]) { _, b in b }).nodeReconcileInterval == .seconds(5))
     }
 
     @Test func everyNodeVariable() throws {
@@ -283,6 +294,7 @@ func snat(_ change: (inout SNATSettings) -> Void = { _ in }) -> SNATSettings {
         ("AWS_VPC_ENI_MTU", "9002"), ("POD_MTU", "575"), ("AWS_VPC_K8S_PLUGIN_LOG_FILE", "stdout"), ("AWS_VPC_K8S_PLUGIN_LOG_FILE", "rel/p.log"),
         ("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "trace"), ("CNI_BIN_DIR", "bin"), ("CNI_CONF_DIR", "etc"), ("CNI_PLUGIN_SOURCE", "aws-cni"),
         ("AWS_VPC_K8S_CNI_LOG_FILE", "ipamd.log"), ("ENABLE_IPv6", "true"), ("ENABLE_IPv4", "false"),
+        ("NODE_RECONCILE_INTERVAL", "-1"), ("NODE_RECONCILE_INTERVAL", "1.5"), ("NODE_RECONCILE_INTERVAL", "3601"),
     ])
     func rejectsNamingVariable(_ key: String, _ value: String) {
         var env = base
@@ -342,5 +354,56 @@ func snat(_ change: (inout SNATSettings) -> Void = { _ in }) -> SNATSettings {
         let s = PluginInstallSettings(pluginSource: dir + "/nope", binDir: dir + "/bin", confDir: dir + "/conf", conflist: ConflistSettings())
         #expect { try PluginInstaller(logger: quiet).install(s) } throws: { ($0 as! FileError).errno == ENOENT }
         #expect(!FileManager.default.fileExists(atPath: dir + "/conf/10-aws.conflist"))
+    }
+}
+
+@Suite struct NodeDriftTests {
+    func applied(_ s: NodeSettings = NodeSettings(enablePodENI: true, vpcCIDRs: [IPPrefix("10.0.0.0/16")!]))
+        throws -> (NodeSetup, FakeNetlink, FakeNFTables, RecordingSysctl, NodeSetupReport) {
+        let n = NodeSetupApplyTests().node(), nft = FakeNFTables(), sysctl = RecordingSysctl()
+        let setup = NodeSetup(netlink: n, nft: nft, sysctl: sysctl, logger: quiet)
+        return (setup, n, nft, sysctl, try setup.apply(s))
+    }
+
+    @Test func noDriftRightAfterApply() throws {
+        let (setup, _, _, _, report) = try applied()
+        #expect(report.tableListing != nil)
+        #expect(setup.drift(NodeSettings(enablePodENI: true, vpcCIDRs: [IPPrefix("10.0.0.0/16")!]), since: report).isEmpty)
+    }
+
+    @Test func findsEachKindOfDrift() throws {
+        let s = NodeSettings(enablePodENI: true, vpcCIDRs: [IPPrefix("10.0.0.0/16")!])
+        let (setup, n, nft, sysctl, report) = try applied(s)
+        nft.table = nil
+        n.ruleList.removeAll { $0.fwmark != nil }
+        n.ruleList.append(Rule(priority: 0, table: RouteTable.local))
+        sysctl.writes.append(("net/ipv4/ip_forward", "0"))
+        #expect(setup.drift(s, since: report) == [
+            "sysctl net/ipv4/ip_forward is not 1",
+            "table ip aws-cni differs or is missing",
+            "rule missing: 1024: from all fwmark 0x80/0x80 lookup main",
+            "rule present: 0: from all lookup local",
+        ])
+    }
+
+    @Test func externalSNATDriftsWhenTheTableReappears() throws {
+        let s = NodeSettings(externalSNAT: true)
+        let (setup, _, nft, _, report) = try applied(s)
+        #expect(report.tableListing == nil && setup.drift(s, since: report).isEmpty)
+        nft.table = "someone else's aws-cni table"
+        #expect(setup.drift(s, since: report) == ["table ip aws-cni exists"])
+    }
+
+    @Test func reconcilerRepairsOnlyWhenSomethingDrifted() throws {
+        let s = NodeSettings(enablePodENI: true, vpcCIDRs: [IPPrefix("10.0.0.0/16")!])
+        let (setup, n, nft, _, report) = try applied(s)
+        let r = NodeReconciler(setup: setup, settings: s, report: report, interval: .seconds(60), logger: quiet)
+        #expect(r.checkOnce().isEmpty && r.repairs == 0 && nft.scripts.count == 1)
+        nft.table = nil
+        n.ruleList.removeAll { $0.fwmark != nil }
+        #expect(r.checkOnce().count == 2)
+        #expect(r.repairs == 1 && nft.scripts.count == 2)
+        #expect(n.ruleList.contains { $0.fwmark == 0x80 })
+        #expect(r.checkOnce().isEmpty)
     }
 }

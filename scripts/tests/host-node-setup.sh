@@ -119,6 +119,28 @@ assert_eq "3 restarts: 4 nft rules in total" 4 "$(in_ns nft -j list ruleset | jq
 assert_eq "3 restarts: ip rules identical" "$before_rules" "$(rules)"
 assert_eq "3 restarts: one table in the ruleset" 1 "$(in_ns nft -j list tables | jq '[.nftables[] | select(.table)] | length')"
 
+echo "== drift is repaired (NODE_RECONCILE_INTERVAL=1)"
+# eventually NAME CMD...: the command succeeds within 20 s (checked every 0.2 s).
+eventually() {
+    local name=$1; shift
+    for _ in $(seq 1 100); do "$@" >/dev/null 2>&1 && { pass "$name"; return; }; sleep 0.2; done
+    fail "$name: not within 20 s"
+}
+same_table() { [[ "$(nft_table)" == "$(jq -S . "$EXPECTED/nft-default.json")" ]]; }
+has_rule() { rules | grep -qF "$1"; }
+demux_is() { [[ $(in_ns sysctl -n net.ipv4.tcp_early_demux) == "$1" ]]; }
+: > "$WORK/ipamd.log"
+start ENABLE_POD_ENI=true NODE_RECONCILE_INTERVAL=1
+in_ns nft flush ruleset   # what a host firewall reload does
+eventually "nft flush ruleset: the table comes back, identical" same_table
+in_ns ip rule del fwmark 0x80/0x80 lookup main prio 1024
+eventually "deleted fwmark rule comes back" has_rule "1024:	from all fwmark 0x80/0x80 lookup main"
+in_ns sysctl -qw net.ipv4.tcp_early_demux=0
+eventually "reset tcp_early_demux is set again" demux_is 1
+assert_contains "the log says what drifted" "node setup drifted" "$(cat "$WORK/ipamd.log")"
+assert_eq "repairs left one copy of every rule" 4 "$(in_ns nft -j list ruleset | jq '[.nftables[] | select(.rule)] | length')"
+stop
+
 echo "== ready order and failures"
 : > "$WORK/ipamd.log"
 start NODE_PRIMARY_INTERFACE=missing0; rc=$?
@@ -140,7 +162,8 @@ for bad in "AWS_VPC_K8S_CNI_RANDOMIZESNAT=always|prng, hashrandom, none" \
            "AWS_VPC_K8S_PLUGIN_LOG_FILE=stdout|absolute path or stderr" \
            "NODE_PRIMARY_IP=10.0.0|IPv4 address" \
            "CNI_BIN_DIR=relative|absolute path" \
-           "ENABLE_IPv6=true|IPv4 clusters only"; do
+           "ENABLE_IPv6=true|IPv4 clusters only" \
+           "NODE_RECONCILE_INTERVAL=soon|whole seconds from 0"; do
     var=${bad%%=*}; needle=${bad#*|}; setting=${bad%%|*}
     out=$(env -i "${BASE[@]}" "$setting" ip netns exec "$NS" "$BIN/ipamd" 2>&1); rc=$?
     assert_eq "$setting: ipamd stops at start (exit 2)" 2 "$rc"
