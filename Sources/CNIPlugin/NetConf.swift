@@ -56,9 +56,8 @@ public struct NetConf: Decodable, Sendable {
 public struct PluginConfig: Sendable, Hashable {
     public static let defaultSocket = "/var/run/aws-node/ipamd.sock"
     public static let defaultLogFile = "/var/log/aws-routed-eni/plugin.log"
-    public static let mtuRange: ClosedRange<UInt32> = 576...9001
-    public static let reservedPrefixes: Set<String> = ["eth", "lo", "vlan"]
-    public static let logLevels = ["debug", "info", "warn", "error"]
+    public static let mtuRange = Naming.podMTURange
+    public static let logLevels = Naming.pluginLogLevels
 
     public var cniVersion: String
     public var networkName: String
@@ -81,12 +80,8 @@ public struct PluginConfig: Sendable, Hashable {
             throw CNIError(.invalidConfig, "invalid podSGEnforcingMode \"\(modeText)\"", details: "accepted values: strict, standard")
         }
         let prefix = c.vethPrefix ?? Naming.defaultVethPrefix
-        guard (1...Naming.maxVethPrefixLength).contains(prefix.utf8.count),
-              prefix.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }) else {
-            throw CNIError(.invalidConfig, "invalid vethPrefix \"\(prefix)\"", details: "1 to 4 ASCII letters or digits")
-        }
-        guard !reservedPrefixes.contains(prefix) else {
-            throw CNIError(.invalidConfig, "invalid vethPrefix \"\(prefix)\"", details: "\(reservedPrefixes.sorted().joined(separator: ", ")) are reserved")
+        if let problem = Naming.vethPrefixProblem(prefix) {
+            throw CNIError(.invalidConfig, "invalid vethPrefix \"\(prefix)\"", details: problem)
         }
         let mtuText = c.mtu ?? "9001"
         guard let mtu = UInt32(mtuText), mtuRange.contains(mtu) else {

@@ -12,6 +12,12 @@ public enum Naming {
     public static let strictVethPrefix = "vlan"
     public static let defaultVethPrefix = "eni"
     public static let maxVethPrefixLength = 4
+    /// Prefixes of the node's own links: a host veth named like them would be mistaken for one.
+    public static let reservedVethPrefixes: Set<String> = ["eth", "lo", "vlan"]
+    /// Pod interface MTUs the reference accepts (IPv4).
+    public static let podMTURange: ClosedRange<UInt32> = 576...9001
+    /// pluginLogLevel values, compared lowercased.
+    public static let pluginLogLevels = ["debug", "info", "warn", "error"]
     public static let maxLinkNameLength = 15
     public static let tableOffset: UInt32 = 100
     public static let validVLANIDs: ClosedRange<UInt16> = 1...4094
@@ -53,6 +59,17 @@ public enum Naming {
     /// so concurrent containers never share a name.
     public static func hostVethName(prefix: String, containerID: String) -> String {
         prefix + String(SHA1.hex(containerID).prefix(11))
+    }
+
+    /// Why a configured veth prefix cannot be used, or nil when it can. One rule for the plugin's
+    /// `vethPrefix` and ipamd's AWS_VPC_K8S_CNI_VETHPREFIX, which writes it into the conflist.
+    public static func vethPrefixProblem(_ prefix: String) -> String? {
+        guard (1...maxVethPrefixLength).contains(prefix.utf8.count),
+              prefix.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }) else {
+            return "1 to 4 ASCII letters or digits"
+        }
+        if reservedVethPrefixes.contains(prefix) { return "\(reservedVethPrefixes.sorted().joined(separator: ", ")) are reserved" }
+        return nil
     }
 
     /// The host veth prefix a pod gets in a mode.

@@ -157,9 +157,7 @@ public struct IPAMDConfig: Sendable, Hashable {
             nodeReconcileInterval = secs == 0 ? nil : .seconds(secs)
         }
         if let p = value("AWS_VPC_K8S_CNI_VETHPREFIX") {
-            guard (1...Naming.maxVethPrefixLength).contains(p.utf8.count),
-                  p.unicodeScalars.allSatisfy({ $0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0)) }),
-                  !["eth", "lo", "vlan"].contains(p) else {
+            guard Naming.vethPrefixProblem(p) == nil else {
                 throw ConfigError("AWS_VPC_K8S_CNI_VETHPREFIX", "invalid value \"\(p)\"; accepted values: 1 to 4 ASCII letters or digits, not eth, lo or vlan")
             }
             n.vethPrefix = p
@@ -192,7 +190,7 @@ public struct IPAMDConfig: Sendable, Hashable {
         }
         func mtu(_ k: String, default d: UInt32) throws(ConfigError) -> UInt32 {
             guard let t = value(k) else { return d }
-            guard let m = UInt32(t), (576...9001).contains(m) else {
+            guard let m = UInt32(t), Naming.podMTURange.contains(m) else {
                 throw ConfigError(k, "invalid value \"\(t)\"; accepted values: an integer in 576...9001")
             }
             return m
@@ -207,7 +205,7 @@ public struct IPAMDConfig: Sendable, Hashable {
             c.pluginLogFile = f
         }
         if let l = value("AWS_VPC_K8S_PLUGIN_LOG_LEVEL") {
-            guard ["debug", "info", "warn", "error"].contains(l.lowercased()) else {
+            guard Naming.pluginLogLevels.contains(l.lowercased()) else {
                 throw ConfigError("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "invalid value \"\(l)\"; accepted values: Debug, Info, Warn, Error")
             }
             c.pluginLogLevel = l
