@@ -9,6 +9,8 @@ PACKAGES=(
     iproute2 iputils-ping procps curl jq kmod   # tests and the demo
     python3 openssl                              # test servers (whoami, the Kubernetes API server with a generated CA)
     qemu-system-x86 linux-image-amd64 busybox-static xz-utils  # the VLAN VM (scripts/vm/run.sh)
+    containerd runc containernetworking-plugins  # a real CNI client (ctr run --cni), portmap; Debian vlan/host-local for make bench
+    gcc libnl-route-3-dev                        # the benchmark's libnl floor (scripts/bench/floor.c)
 )
 
 missing=()
