@@ -71,7 +71,7 @@ let package = Package(
             "Kubernetes", "IPAMDCore", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "aws-cni", dependencies: [
-            "CNIPlugin", "CNI", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
+            "CNIPlugin", "CNI", "IPAMDProtocol", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ipamd", dependencies: [
             "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", .product(name: "Logging", package: "swift-log"),

@@ -46,9 +46,5 @@ public final class PodRegistry: Sendable {
 }
 
 enum Clock {
-    static func rfc3339Now() -> String {
-        let f = ISO8601DateFormatter()
-        f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
-    }
+    static func rfc3339Now() -> String { Timestamp.rfc3339Now(fractionDigits: 3) }
 }

@@ -18,7 +18,8 @@ public final class StaticFileSource: PodENISource {
 
     struct State {
         var stamp: FileStamp?
-        var pods: [String: [PodENIAnnotation]] = [:]
+        /// Validated once per load, not on every lookup.
+        var pods: [String: PodENILookup] = [:]
     }
 
     struct FileShape: Decodable {
@@ -37,8 +38,10 @@ public final class StaticFileSource: PodENISource {
 
     public func lookup(key: String, containerID: String) -> PodENILookup {
         reloadIfChanged()
-        let entry = state.withLock { s in s.pods[key] ?? (containerID.isEmpty ? nil : s.pods[containerID]) }
-        guard let list = entry else { return .notFound }
+        return state.withLock { s in s.pods[key] ?? (containerID.isEmpty ? nil : s.pods[containerID]) } ?? .notFound
+    }
+
+    static func validate(_ list: [PodENIAnnotation]) -> PodENILookup {
         guard let first = list.first else { return .invalid(AnnotationError(field: "annotation", reason: "empty array")) }
         do { return .branch(try BranchENI.validate(first)) } catch { return .invalid(error) }
     }
@@ -63,7 +66,8 @@ public final class StaticFileSource: PodENISource {
         do {
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             let shape = try JSONDecoder().decode(FileShape.self, from: data)
-            state.withLock { $0.pods = shape.pods; $0.stamp = now }
+            let pods = shape.pods.mapValues(Self.validate)
+            state.withLock { $0.pods = pods; $0.stamp = now }
             logger.info("loaded pod-eni file", metadata: ["path": "\(path)", "pods": "\(shape.pods.count)"])
         } catch {
             // Remember the stamp so a broken file is reported once, not on every request.

@@ -1,30 +1,43 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 import IPAMDProtocol
 import Logging
 import Synchronization
 
-/// A root-only Unix socket that accepts on its own thread and gives every connection a thread.
-/// Connections are short (one CNI call each), so threads are simpler than an event loop here
-/// and keep the plugin's request latency at one context switch.
+/// A root-only Unix socket served by a pool of threads that each block in accept(2) and serve
+/// the connection they get (leader/follower): no hand-off between threads, so a request costs
+/// no context switch beyond the client's own. An acceptor that takes the last idle slot starts
+/// another, so concurrency stays unbounded (an AddNetwork may wait seconds for its annotation
+/// while others are served); acceptors idle for `idleTimeout` seconds retire down to `keepIdle`.
+/// Connections are short (one CNI call each), so threads are simpler than an event loop here.
 public final class UnixListener: Sendable {
     public let path: String
     let fd: Int32
-    /// Written once at shutdown to wake the accept thread out of poll(2).
-    let wakeRead: Int32
-    let wakeWrite: Int32
     let logger: Logger
-    private let inFlight = Mutex(0)
-    private let idle = NSCondition()
+    let keepIdle: Int
+
+    private struct Pool {
+        /// Threads blocked in (or about to enter) accept(2).
+        var idle = 0
+        /// Threads in the accept loop, idle or serving.
+        var threads = 0
+        /// Connections being served.
+        var inFlight = 0
+    }
+    private let pool = Mutex(Pool())
+    /// Broadcast whenever a connection ends or a thread leaves; shutdown waits on it.
+    private let changed = NSCondition()
     private let stopping = Atomic(false)
     private let started = Atomic(false)
-    /// Signalled when the accept thread has drained the backlog and closed the socket.
-    private let acceptDone = DispatchSemaphore(value: 0)
 
     /// Binds `path` with mode 0600. A stale socket file (nobody answers on it) is replaced; a
     /// live one means another ipamd is running, which is an error rather than a takeover.
-    public init(path: String, logger: Logger) throws(SocketError) {
+    public init(path: String, logger: Logger, idleTimeout: Int = 30, keepIdle: Int = 2) throws(SocketError) {
         self.path = path
         self.logger = logger
+        self.keepIdle = keepIdle
         try Self.prepare(path: path)
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw SocketError("socket", errno: errno) }
@@ -39,12 +52,10 @@ public final class UnixListener: Sendable {
         guard rc == 0 else { close(fd); throw SocketError("bind \(path)", errno: bindErrno) }
         chmod(path, 0o600)
         guard listen(fd, 512) == 0 else { let e = errno; close(fd); throw SocketError("listen \(path)", errno: e) }
-        var pipeFDs: [Int32] = [0, 0]
-        guard pipe(&pipeFDs) == 0 else { let e = errno; close(fd); throw SocketError("pipe", errno: e) }
-        for p in pipeFDs { _ = fcntl(p, F_SETFD, FD_CLOEXEC) }
+        // accept(2) honours the receive timeout: how an idle acceptor notices it may retire.
+        var idle = timeval(tv_sec: Int(idleTimeout), tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &idle, socklen_t(MemoryLayout<timeval>.size))
         self.fd = fd
-        wakeRead = pipeFDs[0]
-        wakeWrite = pipeFDs[1]
     }
 
     static func prepare(path: String) throws(SocketError) {
@@ -62,73 +73,87 @@ public final class UnixListener: Sendable {
         unlink(path)
     }
 
-    /// Starts accepting; `handle` runs on a connection's own thread and owns the stream.
+    /// Starts accepting; `handle` runs on an acceptor thread and owns the stream.
     public func start(_ handle: @escaping @Sendable (UnixStream) -> Void) {
         started.store(true, ordering: .releasing)
-        let t = Thread { [self] in acceptLoop(handle); acceptDone.signal() }
-        t.name = "accept \(path)"
+        for _ in 0..<max(keepIdle, 1) { spawnAcceptor(handle) }
+    }
+
+    private func spawnAcceptor(_ handle: @escaping @Sendable (UnixStream) -> Void) {
+        pool.withLock { $0.idle += 1; $0.threads += 1 }
+        let t = Thread { [self] in acceptLoop(handle) }
+        t.name = "serve \(path)"
         t.start()
     }
 
-    func acceptLoop(_ handle: @escaping @Sendable (UnixStream) -> Void) {
-        var fds = [pollfd(fd: fd, events: Int16(POLLIN), revents: 0), pollfd(fd: wakeRead, events: Int16(POLLIN), revents: 0)]
+    private func acceptLoop(_ handle: @escaping @Sendable (UnixStream) -> Void) {
         while true {
-            if poll(&fds, 2, -1) < 0 { continue }
-            if fds[1].revents != 0 { break }
-            acceptOne(handle)
+            let c = accept(fd, nil, nil)
+            if c < 0 {
+                let e = errno
+                // Stopping, or idle for a whole timeout while enough others are idle: leave.
+                // Decided under the lock, so two acceptors timing out together never both take
+                // the last idle slots.
+                let stopping = stopping.load(ordering: .acquiring)
+                let timedOut = e == EAGAIN || e == EWOULDBLOCK
+                changed.lock()
+                let leave = pool.withLock { p -> Bool in
+                    guard stopping || (timedOut && p.idle > keepIdle) else { return false }
+                    p.idle -= 1; p.threads -= 1
+                    return true
+                }
+                if leave { changed.broadcast() }
+                changed.unlock()
+                if leave { return }
+                if e == EAGAIN || e == EWOULDBLOCK { continue }
+                if e != EINTR && e != ECONNABORTED {
+                    logger.error("accept failed", metadata: ["socket": "\(path)", "errno": "\(e)"])
+                    // EMFILE and friends: back off briefly rather than spinning.
+                    usleep(10_000)
+                }
+                continue
+            }
+            _ = fcntl(c, F_SETFD, FD_CLOEXEC)
+            let lastIdle = pool.withLock { p -> Bool in
+                p.idle -= 1
+                p.inFlight += 1
+                return p.idle == 0
+            }
+            if lastIdle && !stopping.load(ordering: .acquiring) { spawnAcceptor(handle) }
+            let stream = UnixStream(fd: c)
+            handle(stream)
+            stream.close()
+            changed.lock()
+            pool.withLock { $0.inFlight -= 1; $0.idle += 1 }
+            changed.broadcast()
+            changed.unlock()
         }
-        // Clients that connected before the path was removed sit in the backlog: serve them
-        // too, so a shutdown never drops a request that was already sent.
-        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
-        while acceptOne(handle) {}
+    }
+
+    /// Stops accepting, serves what is already queued, waits for in-flight connections to
+    /// finish (at most `drainTimeout` seconds) and removes the socket file.
+    public func shutdown(drainTimeout: Double = 10) {
+        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
+        // Remove the path first so no new client can connect.
+        unlink(path)
+        guard started.load(ordering: .acquiring) else { close(fd); return }
+        let deadline = Date().addingTimeInterval(drainTimeout)
+        // Clients that connected before the path was removed sit in the backlog: let the
+        // acceptors take them, so a shutdown never drops a request that was already sent.
+        var pending = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
+        while poll(&pending, 1, 0) > 0, Date() < deadline { usleep(1_000) }
+        // Wakes every thread blocked in accept(2) with EINVAL; they leave once done serving.
+        Glibc.shutdown(fd, Int32(SHUT_RDWR))
+        changed.lock()
+        while pool.withLock({ $0.threads }) > 0 {
+            if !changed.wait(until: deadline) { break }
+        }
+        changed.unlock()
         close(fd)
     }
 
-    /// Accepts one connection and hands it to a new thread; false when none was pending.
-    @discardableResult
-    func acceptOne(_ handle: @escaping @Sendable (UnixStream) -> Void) -> Bool {
-        let c = accept(fd, nil, nil)
-        if c < 0 {
-            if errno == EAGAIN || errno == EWOULDBLOCK { return false }
-            if errno != EINTR && errno != ECONNABORTED {
-                logger.error("accept failed", metadata: ["socket": "\(path)", "errno": "\(errno)"])
-                // EMFILE and friends: back off briefly rather than spinning.
-                usleep(10_000)
-            }
-            return !stopping.load(ordering: .acquiring)
-        }
-        _ = fcntl(c, F_SETFD, FD_CLOEXEC)
-        inFlight.withLock { $0 += 1 }
-        let stream = UnixStream(fd: c)
-        let t = Thread { [self] in
-            handle(stream)
-            stream.close()
-            idle.lock()
-            inFlight.withLock { $0 -= 1 }
-            idle.broadcast()
-            idle.unlock()
-        }
-        t.start()
-        return true
-    }
+    public var activeConnections: Int { pool.withLock { $0.inFlight } }
 
-    /// Stops accepting, waits for in-flight connections to finish, removes the socket file.
-    public func shutdown(drainTimeout: Double = 10) {
-        guard !stopping.exchange(true, ordering: .acquiringAndReleasing) else { return }
-        // Remove the path first so no new client can connect, then wake the accept thread.
-        unlink(path)
-        defer { close(wakeRead); close(wakeWrite) }
-        guard started.load(ordering: .acquiring) else { close(fd); return }
-        var one: UInt8 = 1
-        _ = write(wakeWrite, &one, 1)
-        acceptDone.wait()
-        let deadline = Date().addingTimeInterval(drainTimeout)
-        idle.lock()
-        while inFlight.withLock({ $0 }) > 0 {
-            if !idle.wait(until: deadline) { break }
-        }
-        idle.unlock()
-    }
-
-    public var activeConnections: Int { inFlight.withLock { $0 } }
+    /// Threads in the accept loop, idle or serving.
+    public var threadCount: Int { pool.withLock { $0.threads } }
 }

@@ -4,6 +4,7 @@ import Glibc
 import Musl
 #endif
 import CNI
+import IPAMDProtocol
 import Logging
 
 /// One JSON object per line, appended to the plugin log file (or stderr). Never stdout: stdout
@@ -50,14 +51,5 @@ struct JSONLinesLogHandler: LogHandler {
         _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, bytes.count) }
     }
 
-    static func timestamp() -> String {
-        var ts = timespec()
-        clock_gettime(CLOCK_REALTIME, &ts)
-        var t = ts.tv_sec
-        var tmv = tm()
-        gmtime_r(&t, &tmv)
-        func pad(_ v: Int32, _ w: Int) -> String { let s = String(v); return String(repeating: "0", count: max(0, w - s.count)) + s }
-        let ms = Int32(ts.tv_nsec / 1_000_000)
-        return "\(pad(tmv.tm_year + 1900, 4))-\(pad(tmv.tm_mon + 1, 2))-\(pad(tmv.tm_mday, 2))T\(pad(tmv.tm_hour, 2)):\(pad(tmv.tm_min, 2)):\(pad(tmv.tm_sec, 2)).\(pad(ms, 3))Z"
-    }
+    static func timestamp() -> String { Timestamp.rfc3339Now(fractionDigits: 3) }
 }
