@@ -70,12 +70,14 @@ let package = Package(
         .target(name: "IPAMDKubernetes", dependencies: [
             "Kubernetes", "IPAMDCore", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
         ]),
+        // Fully static (glibc too): no dynamic loader, no shared libraries to map and bind. The
+        // runtime execs the plugin for every pod, and the loader was most of an exec's cost.
         .executableTarget(name: "aws-cni", dependencies: [
             "CNIPlugin", "CNI", "IPAMDProtocol", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], linkerSettings: [.unsafeFlags(["-static-executable"])]),
         .executableTarget(name: "ipamd", dependencies: [
             "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),
         .testTarget(name: "UnitTests", dependencies: [
             "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup",
         ]),
