@@ -72,9 +72,10 @@ let package = Package(
         ]),
         // Fully static (glibc too): no dynamic loader, no shared libraries to map and bind. The
         // runtime execs the plugin for every pod, and the loader was most of an exec's cost.
+        // Release only: a debug link lacks the static Foundation support libraries.
         .executableTarget(name: "aws-cni", dependencies: [
             "CNIPlugin", "CNI", "IPAMDProtocol", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
-        ], linkerSettings: [.unsafeFlags(["-static-executable"])]),
+        ], linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
         .executableTarget(name: "ipamd", dependencies: [
             "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),

@@ -10,6 +10,7 @@ public struct DatapathContext {
     /// Open fd of the pod netns, for placing the veth peer there; -1 when there is no pod side.
     public var podNamespaceFD: Int32
     public var sysctl: any SysctlWriter
+    let links = LinkCache()
 
     public init(host: any NetlinkClient, pod: (any NetlinkClient)?, podNamespaceFD: Int32, sysctl: any SysctlWriter) {
         self.host = host; self.pod = pod; self.podNamespaceFD = podNamespaceFD; self.sysctl = sysctl
@@ -25,10 +26,18 @@ public struct DatapathContext {
     }
 
     func linkIndex(_ side: Side, _ name: String, step: PlanStep) throws(DatapathError) -> Int32 {
+        try link(side, name, step: step).index
+    }
+
+    /// A link by name, looked up once per run: every later step on it reuses the answer (an
+    /// ADD names the same few links a dozen times, and each lookup was a netlink round trip).
+    func link(_ side: Side, _ name: String, step: PlanStep) throws(DatapathError) -> LinkInfo {
+        if let l = links.get(side, name) { return l }
         let c = try client(side, step: step)
         do {
             guard let l = try c.link(named: name) else { throw DatapathError(step: step.description, cause: .missingLink(name)) }
-            return l.index
+            links.put(side, name, l)
+            return l
         } catch let e as NetlinkError {
             throw DatapathError(step: step.description, cause: .netlink(e))
         } catch let e as DatapathError {
@@ -37,6 +46,16 @@ public struct DatapathContext {
             fatalError("unreachable: typed throws")
         }
     }
+}
+
+/// Links found during one run of a plan, by side and name. Only index and MAC are read from
+/// it, which stay the same for a link's life; deleting a link forgets it.
+final class LinkCache {
+    private var found: [String: LinkInfo] = [:]
+    private func key(_ side: Side, _ name: String) -> String { "\(side == .host ? "h" : "p")/\(name)" }
+    func get(_ side: Side, _ name: String) -> LinkInfo? { found[key(side, name)] }
+    func put(_ side: Side, _ name: String, _ l: LinkInfo) { found[key(side, name)] = l }
+    func forget(_ side: Side, _ name: String) { found[key(side, name)] = nil }
 }
 
 /// Applies plans step by step. Setup is all or nothing: on the first failure every applied step
@@ -68,8 +87,19 @@ public struct PlanApplier {
     @discardableResult
     public func teardown(_ steps: [PlanStep]) -> [DatapathError] {
         var failures: [DatapathError] = []
-        for step in steps {
-            do { _ = try apply(step) } catch {
+        var i = 0
+        while i < steps.count {
+            // Consecutive rule deletions share one rule dump.
+            var selectors: [RuleSelector] = []
+            while i + selectors.count < steps.count, case .deleteRules(let sel) = steps[i + selectors.count],
+                  selectors.first.map({ $0.family == sel.family }) ?? true {
+                selectors.append(sel)
+            }
+            let step = steps[i]
+            i += max(selectors.count, 1)
+            do {
+                if selectors.count > 1 { try deleteRules(selectors, step: step) } else { _ = try apply(step) }
+            } catch {
                 if Self.isAbsence(error) { continue }
                 logger.warning("teardown step failed", metadata: ["step": "\(step)", "error": "\(error)"])
                 failures.append(error)
@@ -151,21 +181,31 @@ public struct PlanApplier {
         case .neighbor(let side, let link, let address, let macOf):
             let c = try ctx.client(side, step: step)
             let idx = try ctx.linkIndex(side, link, step: step)
-            let hostLink = try nl { () throws(NetlinkError) in try ctx.host.link(named: macOf) }
-            guard let mac = hostLink?.mac else { throw DatapathError(step: step.description, cause: .missingLink(macOf)) }
+            guard let mac = try ctx.link(.host, macOf, step: step).mac else { throw DatapathError(step: step.description, cause: .missingLink(macOf)) }
             try nl { () throws(NetlinkError) in try c.addNeighbor(Neighbor(linkIndex: idx, address: address, mac: mac)) }
         case .deleteLink(let side, let name):
             let c = try ctx.client(side, step: step)
             let idx = try ctx.linkIndex(side, name, step: step)
+            ctx.links.forget(side, name)
             try nl { () throws(NetlinkError) in try c.deleteLink(index: idx) }
         case .deleteRules(let sel):
-            _ = try nl { () throws(NetlinkError) in try ctx.host.deleteRules(family: sel.family, matching: sel.matches) }
+            try deleteRules([sel], step: step)
         case .deleteRoute(let side, let r):
             let c = try ctx.client(side, step: step)
             let idx = try ctx.linkIndex(side, r.device, step: step)
             try nl { () throws(NetlinkError) in try c.deleteRoute(Self.route(r, index: idx)) }
         }
         return true
+    }
+
+    /// One dump of the family's rules; deletes those any selector matches.
+    func deleteRules(_ selectors: [RuleSelector], step: PlanStep) throws(DatapathError) {
+        guard let family = selectors.first?.family else { return }
+        do {
+            _ = try context.host.deleteRules(family: family) { r in selectors.contains { $0.matches(r) } }
+        } catch {
+            throw DatapathError(step: step.description, cause: .netlink(error))
+        }
     }
 
     static func route(_ r: PlannedRoute, index: Int32) -> Route {

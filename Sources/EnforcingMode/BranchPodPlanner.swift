@@ -94,17 +94,16 @@ public enum BranchPodPlanner {
     /// Every step tolerates absence.
     public static func teardown(_ id: BranchPodIdentity, family: AddressFamily = .ipv4) -> [PlanStep] {
         let table = Naming.routeTable(vlanID: id.vlanID)
-        var steps: [PlanStep] = [
-            .deleteLink(.host, Naming.vlanLinkName(vlanID: id.vlanID)),
-            .deleteRules(RuleSelector(family: family, priority: Priority.strictIIF, table: table)),
-        ]
+        // Rule deletions stay together: the applier serves consecutive ones from one dump.
+        var steps: [PlanStep] = [.deleteRules(RuleSelector(family: family, priority: Priority.strictIIF, table: table))]
         if let ip = id.podIP {
             let host = IPPrefix(host: ip)
             steps.append(.deleteRules(RuleSelector(family: ip.family, priority: Priority.standardToPod, destination: host)))
             steps.append(.deleteRules(RuleSelector(family: ip.family, priority: Priority.standardFromPod, source: host)))
-            if let veth = id.hostVeth {
-                steps.append(.deleteRoute(.host, PlannedRoute(destination: host, device: veth, table: RouteTable.main, scope: .link)))
-            }
+        }
+        steps.append(.deleteLink(.host, Naming.vlanLinkName(vlanID: id.vlanID)))
+        if let ip = id.podIP, let veth = id.hostVeth {
+            steps.append(.deleteRoute(.host, PlannedRoute(destination: IPPrefix(host: ip), device: veth, table: RouteTable.main, scope: .link)))
         }
         // The host veth goes too, so a DEL with the pod netns still alive leaves nothing behind.
         if let veth = id.hostVeth { steps.append(.deleteLink(.host, veth)) }

@@ -21,6 +21,9 @@ final class FakeNetlink: NetlinkClient {
     var mutations = 0
     var calls: [String] = []
     var supportsVLAN = true
+    /// Round trips an applier would pay for: lookups by name and rule dumps.
+    var nameLookups = 0
+    var ruleDumps = 0
 
     init() {}
 
@@ -47,7 +50,7 @@ final class FakeNetlink: NetlinkClient {
     }
 
     func links() throws(NetlinkError) -> [LinkInfo] { Array(linkTable.values) }
-    func link(named name: String) throws(NetlinkError) -> LinkInfo? { linkTable[name] }
+    func link(named name: String) throws(NetlinkError) -> LinkInfo? { nameLookups += 1; return linkTable[name] }
     func link(index: Int32) throws(NetlinkError) -> LinkInfo? { linkTable.values.first { $0.index == index } }
     func link(withMAC mac: MACAddress) throws(NetlinkError) -> LinkInfo? { linkTable.values.first { $0.mac == mac } }
 
@@ -130,7 +133,7 @@ final class FakeNetlink: NetlinkClient {
         guard let i = ruleList.firstIndex(of: r) else { throw NetlinkError(operation: "deleteRule", errno: ENOENT) }
         ruleList.remove(at: i)
     }
-    func rules(family: AddressFamily) throws(NetlinkError) -> [Rule] { ruleList.filter { $0.family == family } }
+    func rules(family: AddressFamily) throws(NetlinkError) -> [Rule] { ruleDumps += 1; return ruleList.filter { $0.family == family } }
 
     func addNeighbor(_ n: Neighbor) throws(NetlinkError) {
         try mutate("addNeighbor \(n.address)")

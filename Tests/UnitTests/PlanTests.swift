@@ -53,10 +53,10 @@ func commonPodSide(_ veth: String) -> [String] { [
     @Test func teardownCoversBothModes() {
         let id = BranchPodIdentity(vlanID: 7, podIP: IPAddress("10.0.40.12"), hostVeth: "enic440f455693")
         #expect(BranchPodPlanner.teardown(id).map(\.description) == [
-            "host: link del vlan.eth.7",
             "host: rule del all prio 10 table 107",
             "host: rule del all prio 512 to 10.0.40.12/32",
             "host: rule del all prio 1536 from 10.0.40.12/32",
+            "host: link del vlan.eth.7",
             "host: route del 10.0.40.12/32 dev enic440f455693 table main scope link",
             "host: link del enic440f455693",
         ])
@@ -64,8 +64,8 @@ func commonPodSide(_ veth: String) -> [String] { [
 
     @Test func teardownWithVLANOnly() {
         #expect(BranchPodPlanner.teardown(BranchPodIdentity(vlanID: 120, podIP: nil, hostVeth: nil)).map(\.description) == [
-            "host: link del vlan.eth.120",
             "host: rule del all prio 10 table 220",
+            "host: link del vlan.eth.120",
         ])
     }
 
