@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 [[ -x .build/release/ipamd ]] || make -s release
-exec python3 scripts/bench/k8s_annotation_latency.py "${1:-20}"
+cd scripts/bench && exec python3 k8s_annotation_latency.py "${1:-20}"
