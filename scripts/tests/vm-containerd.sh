@@ -5,7 +5,8 @@
 # pod identity in CNI_ARGS). The container shows its eth0, routes and neighbour, pings the subnet
 # gateway over its VLAN and opens a TCP connection to the vpc; while it waits, the node's VLAN link,
 # host veth, rules and routes are checked; after it exits (ctr's DEL has an empty CNI_NETNS)
-# nothing of it may remain. Once in strict mode (the default), once in standard mode.
+# nothing of it may remain. Once in strict mode (the default; DEL gets ctr's cached ADD result as
+# prevResult), once in standard mode with that cache removed (DEL has only the container id).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 SUITE=vm-containerd
@@ -111,9 +112,11 @@ echo READY
 timeout 120 sh -c "read x < /ctl/go" && echo "released"
 '
 
-# run_container MODE ID VLAN IP VETH: one container through its whole life under ctr.
+# run_container MODE ID VLAN IP VETH [lose-cache]: one container through its whole life under ctr.
+# lose-cache: remove ctr's cached ADD result while the container runs (as a wiped /var/lib/cni
+# would), so its DEL comes without prevResult as well as without netns and pod identity.
 run_container() {
-    local mode=$1 id=$2 vlan=$3 ip=$4 veth=$5 table=$(($3 + 100))
+    local mode=$1 id=$2 vlan=$3 ip=$4 veth=$5 table=$(($3 + 100)) lose_cache=${6:-}
     local cid=default-$id out=$WORK/ctr-$id.out err=$WORK/ctr-$id.err
     echo "== $mode: ctr run --cni --rm $IMAGE $id (VLAN $vlan, $ip, host veth $veth)"
     local t0=$EPOCHREALTIME
@@ -178,6 +181,11 @@ run_container() {
     assert_eq "$mode: ipamd serves the container" "served $vlan" \
         "$(curl -s --unix-socket "$IPAMD_DEBUG_SOCKET" http://localhost/v1/pods | jq -r --arg c "$cid" '.. | objects | select(.containerID? == $c) | "\(.state) \(.vlanID)"')"
 
+    # libcni keeps the ADD result as NETWORK-CONTAINERID-IFNAME and sends it as DEL's prevResult.
+    local cache=/var/lib/cni/results/aws-cni-$cid-eth0
+    assert_eq "$mode: ctr cached the ADD result (VLAN $vlan in the dummy)" "$vlan" "$(jq -r '.result.interfaces[-1].mac' "$cache")"
+    [[ -n $lose_cache ]] && rm -f "$cache"
+
     # Release the container; ctr then runs DEL and removes it.
     local t1=$EPOCHREALTIME
     timeout 30 bash -c 'echo go >"$1"' _ "$CTL/go" || fail "$mode: container did not read /ctl/go"
@@ -213,8 +221,15 @@ run_container() {
         "$(jq -c --arg c "$cid" 'select(.["cni.container_id"] == $c and (.level | IN("warning", "error", "critical")))' "$PLUGIN_LOG")"
     assert_contains "$mode: plugin log: branch pod added on VLAN $vlan in $mode mode" "\"host_veth\":\"$veth\"" \
         "$(jq -c --arg c "$cid" 'select(.["cni.container_id"] == $c and .msg == "branch pod added")' "$PLUGIN_LOG")"
+    local del_from
+    del_from=$(jq -r --arg c "$cid" 'select(.["cni.container_id"] == $c and .msg == "DEL from prevResult") | .vlan' "$PLUGIN_LOG")
+    if [[ -n $lose_cache ]]; then
+        assert_empty "$mode: DEL without prevResult (asked ipamd by container id)" "$del_from"
+    else
+        assert_eq "$mode: DEL tore down from prevResult (VLAN $vlan)" "$vlan" "$del_from"
+    fi
 
-    # portmap ran after aws-cni on ADD and before it on DEL, got aws-cni's result, succeeded.
+    # portmap ran in the chain for both commands, got aws-cni's result, succeeded.
     local calls
     calls=$(jq -r --arg c "$cid" 'select(.containerid == $c and .plugin == "portmap") | "\(.command) rc=\(.rc)"' "$CNI_RECORD_LOG")
     assert_eq "$mode: portmap ran in the chain for ADD and DEL, exit 0" "$(printf 'ADD rc=0\nDEL rc=0')" "$calls"
@@ -236,6 +251,8 @@ q() { jq -r --arg c default-busybox-strict "select(.containerid == \$c and .plug
 echo "== what ctr passed to aws-cni"
 q '"\(.command): CNI_CONTAINERID=\(.containerid) CNI_NETNS=\(.netns) CNI_IFNAME=\(.ifname) CNI_ARGS=\(.args) CNI_PATH=\(.path) prevResult=\(.conf.prevResult != null) rc=\(.rc)"' | sed 's/^/   /'
 assert_eq "ctr calls aws-cni for ADD then DEL" "$(printf 'ADD\nDEL')" "$(q .command)"
+assert_eq "chain order: aws-cni then portmap on ADD, the reverse on DEL" "aws-cni ADD,portmap ADD,portmap DEL,aws-cni DEL" \
+    "$(jq -r 'select(.containerid == "default-busybox-strict") | "\(.plugin) \(.command)"' "$CNI_RECORD_LOG" | paste -sd,)"
 assert_eq "CNI_CONTAINERID is default-<id> on both" "$(printf 'default-busybox-strict\ndefault-busybox-strict')" "$(q .containerid)"
 [[ $(q 'select(.command == "ADD") | .netns') =~ ^/proc/[0-9]+/ns/net$ ]] \
     && pass "ADD: CNI_NETNS is /proc/<pid>/ns/net" || fail "ADD: CNI_NETNS is $(q 'select(.command == "ADD") | .netns')"
@@ -246,7 +263,8 @@ assert_eq "DEL carries the cached ADD result as prevResult (VLAN 9 in the dummy)
     "$(q 'select(.command == "DEL") | .conf.prevResult.interfaces[-1].mac')"
 assert_eq "aws-cni exits 0 on both" "$(printf '0\n0')" "$(q .rc)"
 
-# --- standard mode: ipamd rewrites the conflist and reinstalls the plain binary ------------------
+# --- standard mode: ipamd rewrites the conflist and reinstalls the plain binary; this time ctr's
+# DEL finds no cached result, so the plugin tears down with nothing but the container id ----------
 echo "== restart ipamd in standard mode"
 stop_ipamd
 t=$EPOCHREALTIME
@@ -256,7 +274,7 @@ assert_eq "conflist: standard mode" standard "$(jq -r '.plugins[0].podSGEnforcin
 assert_ok "ipamd reinstalled the real aws-cni (no recorder in front)" cmp "$BIN/aws-cni" /opt/cni/bin/aws-cni
 assert_eq "standard: lookup local back at priority 0" "0:	from all lookup local" "$(node ip rule show | grep -w 'lookup local')"
 baseline_rules=$(node ip rule show)
-run_container standard busybox-standard 10 10.0.40.10 "$standard_veth"
+run_container standard busybox-standard 10 10.0.40.10 "$standard_veth" lose-cache
 
 echo "timing: suite $(elapsed "$t_suite")"
 summary
