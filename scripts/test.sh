@@ -45,7 +45,7 @@ set +e
 scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
 vm_rc=${PIPESTATUS[0]}
 set -e
-for suite in vm-branch-pods vm-snat vm-k8s-late-annotation; do
+for suite in vm-branch-pods vm-snat vm-k8s-late-annotation vm-containerd; do
     grep -qE "^$suite: [0-9]+ passed" "$LOGS/vm.log" || { echo "VM suite $suite did not finish (exit $vm_rc)"; exit 1; }
     grep -E "^$suite: " "$LOGS/vm.log" > "$LOGS/$suite.log"
     count_shell "$LOGS/$suite.log"
