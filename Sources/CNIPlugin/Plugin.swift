@@ -109,9 +109,13 @@ public struct Plugin {
         let applier = PlanApplier(context: ctx, logger: logger)
         let owner = env.containerID
         var steps: [PlanStep] = []
+        // Where the pod's identity came from, for the log line that says what DEL did.
+        var source = "prevResult"
+        var vlan: UInt16?
         if let id = Self.identity(fromPrevResult: config.prevResult) {
             // Everything needed is in prevResult: no ipamd round trip on the critical path.
             logger.debug("DEL from prevResult", metadata: ["vlan": "\(id.vlanID)"])
+            vlan = id.vlanID
             if id.vlanID != 0 {
                 steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host)
             } else if let veth = id.hostVeth, LiveDiscovery.mayRemove(veth, owner: owner, host: ctx.host) {
@@ -126,6 +130,7 @@ public struct Plugin {
                 let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.del)
                 if let n = reply.network, n.branch {
                     id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: live)
+                    source = "ipamd"
                 }
             } catch {
                 // A DEL that fails blocks pod deletion forever: carry on from the live state.
@@ -133,8 +138,9 @@ public struct Plugin {
             }
             if id == nil {
                 id = candidates.lazy.compactMap { try? LiveDiscovery.branchPod(owner: owner, hostVeth: $0, host: ctx.host) }.first
+                source = id == nil ? "nothing found" : "live state"
             }
-            if let id { steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host) }
+            if let id { steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host); vlan = id.vlanID }
             // Whatever else carries this pod's veth names and is ours: stale iif rules, the veths.
             for veth in candidates where LiveDiscovery.mayRemove(veth, owner: owner, host: ctx.host) {
                 steps += BranchPodPlanner.hostVethRemoval(veth)
@@ -143,6 +149,7 @@ public struct Plugin {
         if let first = applier.teardown(steps).first {
             throw CNIError(.datapathFailure, "failed to remove branch pod datapath", details: "\(first)")
         }
+        logger.info("branch pod deleted", metadata: ["from": "\(source)", "vlan": "\(vlan.map(String.init) ?? "none")", "steps": "\(steps.count)"])
     }
 
     /// VLAN id from the `dummy` interface's mac, pod IP from ips[0], host veth from interfaces[0].
