@@ -3,14 +3,16 @@
 # spends its time compared with the floor, inside the VM (needs 802.1Q):
 #   BIN=... scripts/vm/run.sh scripts/bench/cni-profile.sh      (FLOOR as for cni-latency.sh)
 # Prints a readable report:
-#   1. exec costs (median of 20): /bin/true, the floor doing nothing, aws-cni VERSION as built,
-#      with the Swift backtracer's start-up probe turned off, from a tmpfs copy (no 9p lookups
-#      for its $ORIGIN runpath), and STATUS (config decode + one ipamd round trip)
-#   2. ADD phases without any tracer: exec -> "command start" log line -> "branch pod added" log
+#   1. exec costs (median of 20, round robin): /bin/true, the floor doing nothing, aws-cni
+#      VERSION as built, with the Swift backtracer's start-up probe turned off, from a tmpfs copy
+#      (no 9p lookups for its $ORIGIN runpath), and STATUS (config decode + one ipamd round trip)
+#   2. ADD/DEL medians, odd pods at the default Debug log level, even ones at "error"
+#   3. ADD phases without any tracer: exec -> "command start" log line -> "branch pod added" log
 #      line -> exit, from $EPOCHREALTIME around the exec and the plugin log's ms timestamps
-#   3. ADD/DEL medians with the default Debug log level and with "error" (log writing cost)
 #   4. syscalls of one ADD and one DEL, aws-cni and floor (strace -f -c), netlink requests
 #      (sendmsg/sendto on NETLINK sockets) and the ipamd round trip seen by strace
+# strace figures are inflated (every syscall stops the process); use them for counts and order.
+# PROFILE_KEEP=1 also prints the raw traces.
 set -uo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -189,7 +191,7 @@ echo "netlink requests by type, aws-cni ADD:"; types "$WORK/aws-add.trace"
 echo "netlink requests by type, floor ADD:"; types "$WORK/floor-add.trace"
 echo "netlink requests by type, aws-cni DEL:"; types "$WORK/aws-del.trace"
 echo "ipamd round trip in the traced ADD (connect to the reply's last read):"
-awk '/connect\([0-9]+<UNIX/ && /ipamd.sock/ {c = $2} c && /read\([0-9]+<UNIX/ {r = $2} END { if (c && r) printf "  %.1f ms (under strace)\n", (r - c) * 1000 }' "$WORK/aws-add.trace"
+awk '/connect\([0-9]+<UNIX/ && /ipamd.sock/ {c = $2} c && /recvfrom\([0-9]+<UNIX/ {r = $2} END { if (c && r) printf "  %.1f ms (under strace)\n", (r - c) * 1000 }' "$WORK/aws-add.trace"
 echo "traced ADD, first and last syscall times relative to execve (under strace: inflated):"
 awk 'NR == 1 {t0 = $2} /NETLINK/ && !n {n = $2} /connect\(/ && /ipamd/ && !c {c = $2} /read\(0/ && !r {r = $2} {last = $2}
      END { printf "  stdin read at %.0f ms, ipamd connect at %.0f ms, first netlink at %.0f ms, exit at %.0f ms\n", (r-t0)*1000, (c-t0)*1000, (n-t0)*1000, (last-t0)*1000 }' "$WORK/aws-add.trace"

@@ -26,7 +26,7 @@ print_table() {
     echo
     echo "CNI ADD/DEL in the VM (QEMU TCG: ~30x slower than a real node; compare rows, not absolutes)"
     echo "host load average (1/5/15 min) before the VM: $(r .host_load_average_around_vm.before), after: $(r .host_load_average_around_vm.after)"
-    echo "$(r .vm.pods) pods per contestant, one after the other, then deleted; ms; nearest-rank percentiles; ratios are of medians"
+    echo "$(r .vm.pods) pods per contestant$(r 'if .vm.rounds > 1 then " x \(.vm.rounds) rounds (pooled; even rounds in reverse order)" else "" end'), added one after the other, then deleted; ms; nearest-rank percentiles; ratios are of medians"
     printf '%-26s %27s %27s %5s %16s %16s\n' "" "---------- ADD ----------" "---------- DEL ----------" "" "ADD ratio" "DEL ratio"
     printf '%-26s %8s %8s %9s %8s %8s %9s %5s %7s %8s %7s %8s\n' contestant median p90 max median p90 max fail /floor /debian /floor /debian
     jq -r '
