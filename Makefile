@@ -4,7 +4,7 @@ SWIFT ?= swift
 # The toolchain's usual place on our machines, in case the shell's PATH lacks it.
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build release test demo deps clean
+.PHONY: all build release test demo bench deps clean
 
 all: build
 
@@ -29,6 +29,11 @@ test:
 # The main job: two branch pods (strict and standard) on a simulated trunk, shown step by step.
 demo: release
 	scripts/vm/run.sh scripts/demo/branch-pods.sh
+
+# Benchmarks, not tests: CNI ADD/DEL latency in a VM against the Debian vlan plugin and a C floor,
+# plus host figures; prints a table and writes bench-results.json (BENCH_OUT). See scripts/bench/run.sh.
+bench: release
+	scripts/bench/run.sh
 
 clean:
 	rm -rf .build
