@@ -88,8 +88,9 @@ public struct Plugin {
     }
 
     func result(for pod: BranchPod, ctx: DatapathContext) -> CNIResult {
-        let hostMAC = (try? ctx.host.link(named: pod.hostVeth))??.mac?.description
-        let podMAC = (try? ctx.pod?.link(named: pod.containerInterface))??.mac?.description
+        // The applier already looked both links up while building; no further round trip.
+        let hostMAC = ctx.knownLink(.host, pod.hostVeth)?.mac?.description
+        let podMAC = ctx.knownLink(.pod, pod.containerInterface)?.mac?.description
         return CNIResult(
             cniVersion: config.cniVersion,
             interfaces: [

@@ -25,6 +25,11 @@ public struct DatapathContext {
         }
     }
 
+    /// A link as this run last saw it (looked up now if it has not been); nil when absent.
+    public func knownLink(_ side: Side, _ name: String) -> LinkInfo? {
+        try? link(side, name, step: .linkUp(side, name))
+    }
+
     func linkIndex(_ side: Side, _ name: String, step: PlanStep) throws(DatapathError) -> Int32 {
         try link(side, name, step: step).index
     }
