@@ -51,8 +51,10 @@ print_table() {
     r '.host.aws_cni_version | "Host: aws-cni VERSION wall time: median \(.median_ms) ms, p90 \(.p90_ms) ms, max \(.max_ms) ms (n=\(.n))"'
     r '.host.ipamd_rpc | if . == null then "Host: ipamd RPC latency: not available" else
         "Host: ipamd RPC, \(.requests) requests from \(.clients) concurrent clients: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms, \(.errors) errors" end'
-    r '.host.ipamd_rss | if . == null then "Host: ipamd resident memory: not available" else
-        "Host: ipamd resident memory with \(.pods) pods known: \(.rss_kib) KiB (\((.rss_kib / 1024 * 10 | round) / 10) MiB), \(.threads) threads" end'
+    for key in ipamd_rss ipamd_rss_kubernetes; do
+        r ".host.$key"' | if . == null then "Host: ipamd resident memory: not available" else
+            "Host: ipamd resident memory with \(.pods) pods known (\(.source) source): \(.rss_kib) KiB (\((.rss_kib / 1024 * 10 | round) / 10) MiB; \(.anon_kib) KiB private, \(.file_kib) KiB file-backed), \(.threads) threads" end'
+    done
 }
 if [[ ${1:-} == --table ]]; then print_table "${2:-$OUT}"; exit; fi
 [[ -x $BIN/aws-cni && -x $BIN/ipamd ]] || { echo "no aws-cni/ipamd in $BIN: make release first (or set BIN)" >&2; exit 1; }
@@ -87,9 +89,10 @@ host_part() {
     if [[ -n $line ]] && jq -e . <<<"$line" >/dev/null 2>&1; then echo "$line"; else echo "$1 gave no result" >&2; echo null; fi
 }
 rpc=$(host_part scripts/bench/ipamd-rpc.sh)
-rss=$(host_part scripts/bench/ipamd-rss.sh)
+rss=$(SOURCE=file host_part scripts/bench/ipamd-rss.sh)
+rss_k8s=$(SOURCE=kubernetes host_part scripts/bench/ipamd-rss.sh)
 
-jq -n --slurpfile vm "$tmp/vm.json" --argjson version "$version" --argjson rpc "$rpc" --argjson rss "$rss" \
+jq -n --slurpfile vm "$tmp/vm.json" --argjson version "$version" --argjson rpc "$rpc" --argjson rss "$rss" --argjson rss_k8s "$rss_k8s" \
     --arg load_before "$load_before" --arg load_after "$load_after" \
     --arg bin "$BIN" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" '
     $vm[0] as $v |
@@ -104,7 +107,7 @@ jq -n --slurpfile vm "$tmp/vm.json" --argjson version "$version" --argjson rpc "
      host_load_average_around_vm: {before: $load_before, after: $load_after},
      vm: $v,
      ratios: {"aws-cni-strict": ratios("aws-cni-strict"), "aws-cni-standard": ratios("aws-cni-standard")},
-     host: {aws_cni_version: $version, ipamd_rpc: $rpc, ipamd_rss: $rss}}' >"$OUT"
+     host: {aws_cni_version: $version, ipamd_rpc: $rpc, ipamd_rss: $rss, ipamd_rss_kubernetes: $rss_k8s}}' >"$OUT"
 
 print_table "$OUT"
 echo "Written to $OUT"
