@@ -26,9 +26,10 @@ release: deps
 test:
 	scripts/test.sh
 
-# The main job: two branch pods (strict and standard) on a simulated trunk, shown step by step.
+# The main job: a simulated VPC enforcing security groups, three branch pods through the real
+# aws-cni in strict and standard mode, expected vs observed. In the VM unless this kernel has 802.1Q.
 demo: release
-	scripts/vm/run.sh scripts/demo/branch-pods.sh
+	scripts/vlan-run.sh scripts/demo/security-groups.sh
 
 # Benchmarks, not tests: CNI ADD/DEL latency in a VM against the Debian vlan plugin and a C floor,
 # plus host figures; prints a table and writes bench-results.json (BENCH_OUT). See scripts/bench/run.sh.

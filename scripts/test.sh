@@ -2,7 +2,8 @@
 # The test command (README): installs what it needs, then runs all three levels:
 #   1. swift test: unit tests (no root) and privileged netlink/datapath tests in throwaway netns
 #   2. host binary checks: the release aws-cni and ipamd executables, no VLAN needed
-#   3. VM tests: VLAN datapath end to end, in a QEMU VM whose kernel has 802.1Q
+#   3. VLAN tests: datapath end to end and the demo's checks, in a QEMU VM whose kernel has 802.1Q
+#      (directly, where this kernel has it)
 set -euo pipefail
 trap 'echo "test.sh: stopped at line $LINENO (exit $?)" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -42,10 +43,10 @@ count_shell "$LOGS/k8s.log"
 
 echo "== 3/3 VLAN datapath in the VM"
 set +e
-scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
+scripts/vlan-run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
 vm_rc=${PIPESTATUS[0]}
 set -e
-for suite in vm-branch-pods vm-snat vm-k8s-late-annotation vm-containerd; do
+for suite in vm-branch-pods vm-snat vm-k8s-late-annotation vm-containerd vm-demo; do
     grep -qE "^$suite: [0-9]+ passed" "$LOGS/vm.log" || { echo "VM suite $suite did not finish (exit $vm_rc)"; exit 1; }
     grep -E "^$suite: " "$LOGS/vm.log" > "$LOGS/$suite.log"
     count_shell "$LOGS/$suite.log"

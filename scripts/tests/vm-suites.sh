@@ -4,7 +4,8 @@
 # suite failed; each prints its own "SUITE: N passed, N failed" line.
 cd "$(dirname "$0")"
 rc=0
-for suite in vm-branch-pods.sh vm-snat.sh vm-k8s-late-annotation.sh vm-containerd.sh; do
+# The demo's checks count as a suite (vm-demo) too.
+for suite in vm-branch-pods.sh vm-snat.sh vm-k8s-late-annotation.sh vm-containerd.sh ../demo/security-groups.sh; do
     echo "== suite $suite"
     bash "./$suite" || rc=1
 done
