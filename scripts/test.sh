@@ -2,8 +2,9 @@
 # The test command (README): installs what it needs, then runs all three levels:
 #   1. swift test: unit tests (no root) and privileged netlink/datapath tests in throwaway netns
 #   2. host binary checks: the release aws-cni and ipamd executables, no VLAN needed
-#   3. VLAN tests: datapath end to end and the demo's checks, in a QEMU VM whose kernel has 802.1Q
-#      (directly, where this kernel has it)
+#   3. VLAN tests: datapath end to end, containerd, the demo's checks, in a QEMU VM whose kernel
+#      has 802.1Q (always the VM: the containerd suite replaces /opt/cni and /etc/cni, so it only
+#      runs on the VM's throw-away root)
 set -euo pipefail
 trap 'echo "test.sh: stopped at line $LINENO (exit $?)" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -43,7 +44,7 @@ count_shell "$LOGS/k8s.log"
 
 echo "== 3/3 VLAN datapath in the VM"
 set +e
-scripts/vlan-run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
+scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
 vm_rc=${PIPESTATUS[0]}
 set -e
 for suite in vm-branch-pods vm-snat vm-k8s-late-annotation vm-containerd vm-demo; do

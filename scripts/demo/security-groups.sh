@@ -1,7 +1,7 @@
 #!/bin/bash
 # The demo (make demo; also a suite of the test command), run inside the VM: a simulated VPC that
 # enforces security groups (scripts/lib/vpc.sh, groups in scripts/vpc/demo-vpc.json), a node with
-# a trunk, ipamd with the static pod-ENI source, and three branch pods created by the real aws-cni
+# a trunk, ipamd with the static pod-ENI source, and the VPC file's branch pods created by the real aws-cni
 # that ipamd installed, with the conflist it wrote, as kubelet would. For strict and then for
 # standard mode it prints a matrix, expected vs observed: pod -> database:5432, pod -> pod,
 # pod -> internet (with the source address the far end saw), and node -> pod TCP probes (as
@@ -17,8 +17,10 @@ source scripts/lib/vpc.sh
 # A connection that gets no answer within this many seconds counts as blocked: security groups
 # drop silently. An answered one takes milliseconds, even under the VM's emulation.
 TIMEOUT=${DEMO_CONNECT_TIMEOUT:-5}
-PODS=(cart orders reports)
-declare -A POD_IP=([cart]=10.0.40.7 [orders]=10.0.40.8 [reports]=10.0.40.9)
+# The branch pods are the VPC file's branch interfaces (all in namespace shop).
+PODS=()
+declare -A POD_IP
+while read -r _ _ ip pod; do PODS+=("${pod#shop/}"); POD_IP[${pod#shop/}]=$ip; done < <(vpcpy branches)
 declare -A RESULT
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
@@ -86,9 +88,11 @@ rows_for_mode() {
     ROWS=()
     local p
     for p in "${PODS[@]}"; do ROWS+=("db|$p -> database:5432|pod-$p|$DB_IP|5432|${POD_IP[$p]}|1"); done
-    ROWS+=("pod|cart -> orders:8080|pod-cart|${POD_IP[orders]}|8080|${POD_IP[cart]}|1")
-    ROWS+=("pod|orders -> reports:8080|pod-orders|${POD_IP[reports]}|8080|${POD_IP[orders]}|1")
-    ROWS+=("pod|reports -> cart:8080|pod-reports|${POD_IP[cart]}|8080|${POD_IP[reports]}|1")
+    local i n=${#PODS[@]} a b
+    for ((i = 0; i < n; i++)); do   # each pod to the next, in a ring
+        a=${PODS[i]} b=${PODS[(i + 1) % n]}
+        ROWS+=("pod|$a -> $b:8080|pod-$a|${POD_IP[$b]}|8080|${POD_IP[$a]}|1")
+    done
     for p in "${PODS[@]}"; do ROWS+=("internet|$p -> internet:80|pod-$p|$INTERNET_IP|80|${POD_IP[$p]}|1"); done
     for p in "${PODS[@]}"; do ROWS+=("probe|node -> $p:8080, early demux on|node|${POD_IP[$p]}|8080|$NODE_IP|1"); done
     for p in "${PODS[@]}"; do ROWS+=("probe|node -> $p:8080, early demux off|node|${POD_IP[$p]}|8080|$NODE_IP|0"); done
@@ -219,11 +223,11 @@ mode_run strict 2
 mode_run standard 3
 
 say "4. Both modes side by side"
-printf '  %-38s %-19s %-19s\n' connection strict standard
+printf '  %-38s %-19s %s\n' connection strict standard
 for i in "${!ROWS[@]}"; do
     IFS='|' read -r label _ s_obs s_mark <<<"${RESULT[strict.$i]}"
     IFS='|' read -r _ _ d_obs d_mark <<<"${RESULT[standard.$i]}"
-    printf '  %-38s %-19s %-19s\n' "$label" "$s_mark $s_obs" "$d_mark $d_obs"
+    printf '  %-38s %s %-17s %s %s\n' "$label" "$s_mark" "$s_obs" "$d_mark" "$d_obs"
 done
 cat <<'EOF'
 
@@ -231,7 +235,7 @@ cat <<'EOF'
             nothing is SNATed; kubelet's TCP probes need tcp_early_demux off.
   standard: pod to pod and node to pod stay on the node (no group applies); the VPC is reached
             through the branch ENI (pod's groups); outside the VPC, SNAT to the node's IP puts the
-            node's groups in charge (cart may not reach the internet in strict mode, but may here).
+            node's groups in charge (compare the internet rows of the two modes).
 EOF
 
 echo
