@@ -1,8 +1,9 @@
 #!/bin/bash
-# The demo (make demo; also a suite of the test command), run inside the VM: a simulated VPC that
-# enforces security groups (scripts/lib/vpc.sh, groups in scripts/vpc/demo-vpc.json), a node with
-# a trunk, ipamd with the static pod-ENI source, and the VPC file's branch pods created by the real aws-cni
-# that ipamd installed, with the conflist it wrote, as kubelet would. For strict and then for
+# The demo (make demo; also a suite of the test command), where 802.1Q works (the VM here): a
+# simulated VPC that enforces security groups (scripts/lib/vpc.sh, groups in
+# scripts/vpc/demo-vpc.json), a node with a trunk, ipamd with the static pod-ENI source, and the
+# VPC file's branch pods (namespace shop) created by the real aws-cni that ipamd installed, with
+# the conflist it wrote, as kubelet would. For strict and then for
 # standard mode it prints a matrix, expected vs observed: pod -> database:5432, pod -> pod,
 # pod -> internet (with the source address the far end saw), and node -> pod TCP probes (as
 # kubelet's) with tcp_early_demux on and off. Expectations come from the VPC file's groups and
@@ -49,8 +50,8 @@ observe() {
 }
 
 # expect MODE KIND SRC_IP DST_IP PORT EARLY_DEMUX: "<expected>|<why>[|<nft chain that drops it>]",
-# from the VPC file's groups
-# and what each mode does with the connection (SPEC sections 3 and 4, the AWS documents):
+# from the VPC file's groups and what each mode does with the connection (SPEC sections 3 and 4,
+# the AWS documents):
 #   strict: every pod connection leaves through the pod's branch interface, unNATed, so the pod's
 #     groups apply to all of it; a node -> pod probe goes out the primary interface and back in
 #     through the branch interface.
