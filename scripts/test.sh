@@ -37,6 +37,8 @@ scripts/tests/host-binaries.sh | tee "$LOGS/host.log"
 count_shell "$LOGS/host.log"
 scripts/tests/host-node-setup.sh | tee "$LOGS/node.log"
 count_shell "$LOGS/node.log"
+scripts/tests/host-vpc-model.sh | tee "$LOGS/vpc.log"
+count_shell "$LOGS/vpc.log"
 
 echo "== 2b/3 ipamd against the test Kubernetes API server"
 scripts/tests/k8s-ipamd.sh | tee "$LOGS/k8s.log"
@@ -57,6 +59,7 @@ echo
 echo "swift test: $swift_tests tests passed"
 echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
 echo "host: $(grep -E '^host-node-setup:' "$LOGS/node.log")"
+echo "host: $(grep -E '^host-vpc-model:' "$LOGS/vpc.log")"
 echo "k8s:  $(grep -E '^kubernetes-ipamd:' "$LOGS/k8s.log")"
 grep -E '^vm-[a-z0-9-]+: [0-9]+ passed' "$LOGS/vm.log" | sed 's/^/vm:   /'
 echo "all: $total_passed passed, $total_failed failed"
