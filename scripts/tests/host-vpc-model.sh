@@ -27,6 +27,8 @@ refused "port out of range" '.securityGroups["sg-database"].ingress[0].ports = "
 refused "ports with protocol all" '.securityGroups["sg-node"].egress[0].ports = "80"' 'not allowed with protocol all'
 refused "unknown protocol" '.securityGroups["sg-node"].egress[0].protocol = "sctp"' 'protocol'
 refused "unknown group on an interface" '.interfaces["eni-database"].groups = ["sg-x"]' 'interfaces.eni-database.groups'
+refused "branch VLAN out of range" '.interfaces["eni-0a7c000000000007"].branch.vlanId = 4095' 'interfaces.eni-0a7c000000000007.branch.vlanId'
+refused "branch address outside its subnet" '.interfaces["eni-0a7c000000000007"].ip = "10.0.64.7"' 'does not contain'
 refused "bad CIDR" '.securityGroups["sg-node"].ingress[0].cidr = "10.0.0.0/33"' 'cidr'
 
 echo "== verdicts"

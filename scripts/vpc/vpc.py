@@ -61,7 +61,24 @@ def load(path):
             raise ConfigError(f"interfaces.{name}.ip: {e}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", eni.get("link", "")):
             raise ConfigError(f"interfaces.{name}.link: an interface name in the vpc namespace is required")
+        if "branch" in eni:
+            check_branch(f"interfaces.{name}.branch", eni["branch"], eni["ip"])
     return doc
+
+
+def check_branch(where, b, ip):
+    if not re.fullmatch(r"[a-z0-9-]+/[a-z0-9.-]+", str(b.get("pod", ""))):
+        raise ConfigError(f"{where}.pod: namespace/name is required")
+    if not isinstance(b.get("vlanId"), int) or not 1 <= b["vlanId"] <= 4094:
+        raise ConfigError(f"{where}.vlanId: {b.get('vlanId')!r} is not within 1-4094")
+    if not re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", str(b.get("mac", ""))):
+        raise ConfigError(f"{where}.mac: {b.get('mac')!r} is not a MAC address (lower-case hex)")
+    try:
+        subnet = ipaddress.IPv4Network(b.get("subnetCidr", ""))
+    except ValueError as e:
+        raise ConfigError(f"{where}.subnetCidr: {e}")
+    if ipaddress.IPv4Address(ip) not in subnet:
+        raise ConfigError(f"{where}.subnetCidr: {subnet} does not contain the interface's address {ip}")
 
 
 def parse_ports(rule, where):
