@@ -45,16 +45,15 @@ scripts/tests/k8s-ipamd.sh | tee "$LOGS/k8s.log"
 count_shell "$LOGS/k8s.log"
 
 echo "== 3/3 VLAN datapath in the VM"
+run_vm_suites() { scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"; vm_rc=${PIPESTATUS[0]}; }
 set +e
-scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
-vm_rc=${PIPESTATUS[0]}
+run_vm_suites
 # Once (of many runs) the VM's output never reached the host: not one "== suite" line, exit 0.
 # That is the VM runner losing its relay, not a test outcome, so the run is repeated once; a run
 # that printed anything is judged as it is.
 if ! grep -q '^== suite ' "$LOGS/vm.log"; then
     echo "test.sh: the VM run printed nothing (exit $vm_rc); running it once more" >&2
-    scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
-    vm_rc=${PIPESTATUS[0]}
+    run_vm_suites
 fi
 set -e
 for suite in vm-branch-pods vm-snat vm-k8s-late-annotation vm-containerd vm-demo; do

@@ -17,7 +17,7 @@ source scripts/lib/vpc.sh
 
 # A connection that gets no answer within this many seconds counts as blocked: security groups
 # drop silently. An answered one takes milliseconds, even under the VM's emulation.
-TIMEOUT=${DEMO_CONNECT_TIMEOUT:-5}
+SOURCE_SEEN_TIMEOUT=${DEMO_CONNECT_TIMEOUT:-5}
 # The branch pods are the VPC file's branch interfaces (all in namespace shop).
 PODS=()
 declare -A POD_IP
@@ -45,7 +45,7 @@ kubelet() {
 # observe NS DEST PORT: "from <address the far end saw>", or "blocked" when nothing answered.
 observe() {
     local seen
-    seen=$(ip netns exec "$1" timeout "$TIMEOUT" bash -c 'exec 3<>/dev/tcp/$0/$1 && head -1 <&3' "$2" "$3" 2>/dev/null)
+    seen=$(source_seen "$@")
     if [[ -n $seen ]]; then echo "from $seen"; else echo blocked; fi
 }
 
@@ -117,7 +117,7 @@ run_rows() {
 print_matrix() {
     local mode=$1 i kind label ns dst port src d exp why chain obs mark
     local -A drop_chains=()
-    say "$(tr a-z A-Z <<<"$mode") mode: expected vs observed"
+    say "${mode^^} mode: expected vs observed"
     printf '  %-38s %-17s %-17s %s\n' connection expected observed why
     for i in "${!ROWS[@]}"; do
         IFS='|' read -r kind label ns dst port src d <<<"${ROWS[$i]}"
@@ -171,12 +171,16 @@ echo "  every pod on :8080; each answers a connection with the source address it
 whoami database 5432 && whoami internet 80 || exit 1
 for p in "${PODS[@]}"; do whoami "pod-$p" 8080 || exit 1; done
 
+start_mode_ipamd() { # MODE DISABLE_TCP_EARLY_DEMUX
+    start_ipamd POD_SECURITY_GROUP_ENFORCING_MODE="$1" DISABLE_TCP_EARLY_DEMUX="$2" \
+        AWS_VPC_K8S_PLUGIN_LOG_FILE="$WORK/plugin.log" || exit 1
+}
+
 mode_run() { # MODE step
     local mode=$1 step=$2 p
-    say "$step. $(tr a-z A-Z <<<"$mode") mode: ipamd (POD_SECURITY_GROUP_ENFORCING_MODE=$mode) sets up the node"
+    say "$step. ${mode^^} mode: ipamd (POD_SECURITY_GROUP_ENFORCING_MODE=$mode) sets up the node"
     vpcpy nft | vpc nft -f -   # the groups again: drop counters start at zero for this mode
-    start_ipamd POD_SECURITY_GROUP_ENFORCING_MODE="$mode" DISABLE_TCP_EARLY_DEMUX=false \
-        AWS_VPC_K8S_PLUGIN_LOG_FILE="$WORK/plugin.log" || exit 1
+    start_mode_ipamd "$mode" false
     echo "  ready: node setup done, aws-cni installed in $WORK/cni-bin, conflist written:"
     jq -c '.plugins[]' "$CONFLIST" | sed 's/^/    /'
     show node ip rule show
@@ -202,8 +206,7 @@ mode_run() { # MODE step
     run_rows "$mode" 1
     say "   ipamd restarts with DISABLE_TCP_EARLY_DEMUX=true (the pods keep running)"
     stop_ipamd
-    start_ipamd POD_SECURITY_GROUP_ENFORCING_MODE="$mode" DISABLE_TCP_EARLY_DEMUX=true \
-        AWS_VPC_K8S_PLUGIN_LOG_FILE="$WORK/plugin.log" || exit 1
+    start_mode_ipamd "$mode" true
     echo "  probes again with tcp_early_demux=$(node sysctl -n net.ipv4.tcp_early_demux) ..."
     run_rows "$mode" 0
     print_matrix "$mode"
@@ -212,8 +215,10 @@ mode_run() { # MODE step
     for p in "${PODS[@]}"; do check "DEL shop/$p" kubelet DEL "$p" "${ADDED[$p]}"; done
     local after leftover=""
     after=$(node_state)
+    local veth
     for p in "${PODS[@]}"; do
-        leftover+=$(grep -E "${POD_IP[$p]//./\\.}|$(printf 'shop.%s' "$p" | sha1sum | cut -c1-11)|vlan\.eth\.[0-9]" <<<"$after")
+        veth=$(host_veth "$mode" "$p" shop)   # its hash, so a veth of either prefix is found
+        leftover+=$(grep -E "${POD_IP[$p]//./\\.}|${veth: -11}|vlan\.eth\.[0-9]" <<<"$after")
     done
     check "no link, rule, route or nft element names a pod's IP, VLAN link or veth" test -z "$leftover"
     check "links, rules, routes and the nft ruleset are exactly as before the pods" test "$before" == "$after"

@@ -119,10 +119,10 @@ cni() {
         CNI_PATH=/opt/cni/bin CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$2;K8S_POD_UID=uid-$2" "$BIN/aws-cni"
 }
 
-host_veth() { # mode pod
+host_veth() { # mode pod [namespace, default "default"]
     local prefix=eni
     [[ $1 == strict ]] && prefix=vlan
-    echo "$prefix$(printf '%s' "default.$2" | sha1sum | cut -c1-11)"
+    echo "$prefix$(printf '%s' "${3:-default}.$2" | sha1sum | cut -c1-11)"
 }
 
 # whoami NS PORT: a TCP server in NS that answers each connection with the peer's address, so a
@@ -146,7 +146,8 @@ while True:
 }
 WHOAMI_PIDS=()
 
-# source_seen NS DEST PORT: from NS, connect to DEST:PORT and print what the server saw as source.
+# source_seen NS DEST PORT: from NS, connect to DEST:PORT and print what the server saw as source;
+# nothing when no answer came within SOURCE_SEEN_TIMEOUT seconds (default 10).
 source_seen() {
-    ip netns exec "$1" timeout 10 bash -c 'exec 3<>/dev/tcp/$0/$1 && head -1 <&3' "$2" "$3" 2>/dev/null
+    ip netns exec "$1" timeout "${SOURCE_SEEN_TIMEOUT:-10}" bash -c 'exec 3<>/dev/tcp/$0/$1 && head -1 <&3' "$2" "$3" 2>/dev/null
 }
