@@ -7,6 +7,9 @@ let package = Package(
     products: [
         .executable(name: "aws-cni", targets: ["aws-cni"]),
         .executable(name: "ipamd", targets: ["ipamd"]),
+        // The decoders of everything that arrives from outside (CNI config, RPC frames, pod-eni
+        // annotations, watch events), for the fuzzers in Fuzz/ (a package of their own).
+        .library(name: "WireDecoders", targets: ["CNI", "CNIPlugin", "IPAMDProtocol", "KubernetesWire"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
@@ -16,6 +19,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", from: "2.37.6"),
         // kubeconfig files are YAML.
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        // Typed errno and file descriptors for the one syscall layer (SystemIO).
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
     ],
     targets: [
         // Flat C API over libnl-3 (Debian libnl-3-dev): nlshim_* symbols, ints and -errno only; no
@@ -31,6 +36,9 @@ let package = Package(
         .target(name: "NFTablesShim", linkerSettings: [.linkedLibrary("nftables")]),
         // Value types shared by planning and applying: addresses, prefixes, MACs, routes, rules.
         .target(name: "NetModel"),
+        // The one place that calls read/write/send/recv: EINTR and short transfers handled here,
+        // errno kept as swift-system's typed Errno. Foundation-free, so aws-cni stays lean.
+        .target(name: "SystemIO", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
         // Typed Swift wrapper over NetlinkShim.
         .target(name: "Netlink", dependencies: ["NetlinkShim", "NetModel"]),
         // Pure strict/standard planning: names, tables, priorities, setup and teardown plans.
@@ -38,10 +46,10 @@ let package = Package(
         // CNI spec types: NetConf, results for every version, errors, environment.
         .target(name: "CNI", dependencies: ["NetModel"]),
         // ipamd RPC messages and framing, pod-eni annotation decoding; shared by both executables.
-        .target(name: "IPAMDProtocol", dependencies: ["NetModel", "EnforcingMode"]),
+        .target(name: "IPAMDProtocol", dependencies: ["NetModel", "EnforcingMode", "SystemIO"]),
         // Applies plans through Netlink with rollback; sysctls; live-state discovery for DEL/CHECK.
         .target(name: "Datapath", dependencies: [
-            "Netlink", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "Netlink", "SystemIO", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ]),
         // The CNI plugin's command logic (ADD/DEL/CHECK/STATUS/VERSION) behind protocols.
         .target(name: "CNIPlugin", dependencies: [
@@ -50,15 +58,19 @@ let package = Package(
         ]),
         // Node-wide setup ipamd owns: sysctls, the nftables SNAT table, node rules, plugin install.
         .target(name: "NodeSetup", dependencies: [
-            "NFTablesShim", "Datapath", "Netlink", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "NFTablesShim", "SystemIO", "Datapath", "Netlink", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ]),
         // ipamd: config, pod-ENI sources, RPC and debug servers.
         .target(name: "IPAMDCore", dependencies: [
-            "IPAMDProtocol", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "IPAMDProtocol", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ]),
+        // The Kubernetes wire types (pods, lists, watch events, status) and the client's errors:
+        // pure decoding, no networking, so the fuzzers build it without SwiftNIO.
+        .target(name: "KubernetesWire", dependencies: ["SystemIO"]),
         // A small Kubernetes API client: config (in-cluster, kubeconfig), HTTPS transport, pod
         // list+watch loop, merge-patch with optimistic concurrency. Knows nothing of ipamd.
         .target(name: "Kubernetes", dependencies: [
+            "KubernetesWire", "SystemIO",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -72,10 +84,17 @@ let package = Package(
         ]),
         // Fully static (glibc too): no dynamic loader, no shared libraries to map and bind. The
         // runtime execs the plugin for every pod, and the loader was most of an exec's cost.
-        // Release only: a debug link lacks the static Foundation support libraries.
+        // Release only: a debug link lacks the static Foundation support libraries. The static
+        // FoundationEssentials needs its two support libraries named: modules compiled without
+        // --static-swift-stdlib do not ask for them, and a plain `swift build -c release` (no
+        // Makefile) must link too.
         .executableTarget(name: "aws-cni", dependencies: [
-            "CNIPlugin", "CNI", "IPAMDProtocol", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
-        ], linkerSettings: [.unsafeFlags(["-static-executable"], .when(configuration: .release))]),
+            "CNIPlugin", "SystemIO", "CNI", "IPAMDProtocol", "Datapath", "Netlink", .product(name: "Logging", package: "swift-log"),
+        ], linkerSettings: [
+            .unsafeFlags(["-static-executable"], .when(configuration: .release)),
+            .linkedLibrary("_FoundationCollections", .when(configuration: .release)),
+            .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
+        ]),
         .executableTarget(name: "ipamd", dependencies: [
             "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),

@@ -24,6 +24,8 @@ public struct CNIError: Error, Sendable, Hashable, CustomStringConvertible {
         case datapathFailure = 101
         case checkMismatch = 102
         case notBranchPod = 103
+        /// Another running pod holds the VLAN or address the pod's annotation names.
+        case branchConflict = 104
     }
 
     public var description: String { details.isEmpty ? "[\(code)] \(msg)" : "[\(code)] \(msg): \(details)" }

@@ -2,6 +2,7 @@ import CNI
 import Datapath
 import IPAMDProtocol
 import Logging
+import NetModel
 
 /// What a run prints and how it exits. The executable only writes these out.
 public struct Outcome: Sendable, Equatable {
@@ -18,9 +19,12 @@ public struct Dispatcher {
     public var makeIPAMD: IPAMDFactory
     public var datapath: any DatapathProvider
     public var makeLogger: LoggerFactory
+    /// MACs for new veth ends.
+    public var newMAC: () -> MACAddress
 
-    public init(makeIPAMD: @escaping IPAMDFactory, datapath: any DatapathProvider, makeLogger: @escaping LoggerFactory) {
-        self.makeIPAMD = makeIPAMD; self.datapath = datapath; self.makeLogger = makeLogger
+    public init(makeIPAMD: @escaping IPAMDFactory, datapath: any DatapathProvider, makeLogger: @escaping LoggerFactory,
+                newMAC: @escaping () -> MACAddress = Plugin.randomMAC) {
+        self.makeIPAMD = makeIPAMD; self.datapath = datapath; self.makeLogger = makeLogger; self.newMAC = newMAC
     }
 
     public func run(environment: [String: String], stdin: [UInt8]) -> Outcome {
@@ -50,8 +54,9 @@ public struct Dispatcher {
             throw CNIError(.decodeFailure, "cannot decode network configuration from stdin", details: CNIJSON.describe(e))
         }
         let config = try PluginConfig.validate(conf)
+        try CNIVersion.checkAllows(env.command, in: config.cniVersion)
         logger = makeLogger(config, env)
-        let plugin = Plugin(env: env, config: config, ipamd: makeIPAMD(config), datapath: datapath, logger: logger)
+        let plugin = Plugin(env: env, config: config, ipamd: makeIPAMD(config), datapath: datapath, logger: logger, newMAC: newMAC)
         logger.debug("command start")
         switch env.command {
         case .add:

@@ -22,9 +22,17 @@ public struct Plugin {
     public var ipamd: any IPAMDClient
     public var datapath: any DatapathProvider
     public var logger: Logger
+    /// MACs for new veth ends (random; tests fix them).
+    public var newMAC: () -> MACAddress
 
-    public init(env: CNIEnvironment, config: PluginConfig, ipamd: any IPAMDClient, datapath: any DatapathProvider, logger: Logger) {
-        self.env = env; self.config = config; self.ipamd = ipamd; self.datapath = datapath; self.logger = logger
+    public init(env: CNIEnvironment, config: PluginConfig, ipamd: any IPAMDClient, datapath: any DatapathProvider, logger: Logger,
+                newMAC: @escaping () -> MACAddress = Plugin.randomMAC) {
+        self.env = env; self.config = config; self.ipamd = ipamd; self.datapath = datapath; self.logger = logger; self.newMAC = newMAC
+    }
+
+    public static func randomMAC() -> MACAddress {
+        var g = SystemRandomNumberGenerator()
+        return VethMAC.random(using: &g)
     }
 
     var podRequest: PodRequest {
@@ -53,7 +61,7 @@ public struct Plugin {
             let pod = try branchPod(from: network)
             let ctx = try open { () throws(NetlinkError) in try datapath.podContext(netnsPath: env.netns) }
             let applier = PlanApplier(context: ctx, logger: logger)
-            applier.teardown(BranchPodPlanner.cleanupBeforeSetup(pod))
+            try evictLeftovers(of: pod, ctx: ctx, applier: applier)
             do {
                 try applier.setup(BranchPodPlanner.setup(pod))
             } catch {
@@ -65,6 +73,25 @@ public struct Plugin {
             // The ADD failed (and undid its datapath): ipamd must not count the pod as served.
             notifyIPAMD(.delNetwork)
             throw error
+        }
+    }
+
+    /// Removes what an earlier sandbox of this pod, or a leaked pod that held its VLAN or address,
+    /// left behind. ipamd has just confirmed that no live pod holds the VLAN or the address (it
+    /// refuses the ADD otherwise), so everything found on them is a leftover.
+    func evictLeftovers(of pod: BranchPod, ctx: DatapathContext, applier: PlanApplier) throws(CNIError) {
+        let scope = TeardownScope(vlanID: pod.vlanID, podIP: pod.podIP, hostVeths: [pod.hostVeth])
+        let state = try read { () throws(NetlinkError) in
+            try LiveDiscovery.hostState(for: scope, owner: env.containerID, host: ctx.host, routesIfNeeded: false)
+        }
+        ctx.remember(.host, state.links.values)
+        let foreign = TeardownPlanner.foreignHolders(scope, owner: env.containerID, state: state)
+        let steps = TeardownPlanner.evict(scope, state: state)
+        if !steps.isEmpty {
+            logger.info("removing leftovers before ADD", metadata: ["steps": "\(steps.count)", "of_containers": "\(foreign.sorted())"])
+        }
+        if let first = applier.teardown(steps).first {
+            throw CNIError(.datapathFailure, "failed to remove leftovers of an earlier pod", details: "\(first)")
         }
     }
 
@@ -84,13 +111,13 @@ public struct Plugin {
         }
         return BranchPod(mode: config.mode, vlanID: n.vlanID, podIP: ip, subnetGateway: gw, branchMAC: mac,
                          trunkIndex: n.parentIfIndex, hostVeth: hostVethName(mode: config.mode),
-                         containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID)
+                         containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID,
+                         hostVethMAC: newMAC(), containerMAC: newMAC())
     }
 
     func result(for pod: BranchPod, ctx: DatapathContext) -> CNIResult {
-        // The applier already looked both links up while building; no further round trip.
-        let hostMAC = ctx.knownLink(.host, pod.hostVeth)?.mac?.description
-        let podMAC = ctx.knownLink(.pod, pod.containerInterface)?.mac?.description
+        let hostMAC = pod.hostVethMAC.description
+        let podMAC = pod.containerMAC.description
         return CNIResult(
             cniVersion: config.cniVersion,
             interfaces: [
@@ -107,30 +134,22 @@ public struct Plugin {
 
     public func del() throws(CNIError) {
         let ctx = try open { () throws(NetlinkError) in try datapath.hostContext() }
-        let applier = PlanApplier(context: ctx, logger: logger)
         let owner = env.containerID
-        var steps: [PlanStep] = []
+        // The pod's veth has one of two names (the mode may have changed since ADD).
+        var veths = [hostVethName(mode: config.mode), hostVethName(mode: config.mode == .strict ? .standard : .strict)]
         // Where the pod's identity came from, for the log line that says what DEL did.
         var source = "prevResult"
-        var vlan: UInt16?
-        if let id = Self.identity(fromPrevResult: config.prevResult) {
+        var id: BranchPodIdentity?
+        if let p = Self.identity(fromPrevResult: config.prevResult) {
             // Everything needed is in prevResult: no ipamd round trip on the critical path.
-            logger.debug("DEL from prevResult", metadata: ["vlan": "\(id.vlanID)"])
-            vlan = id.vlanID
-            if id.vlanID != 0 {
-                steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host)
-            } else if let veth = id.hostVeth, LiveDiscovery.mayRemove(veth, owner: owner, host: ctx.host) {
-                steps = [.deleteLink(.host, veth)]
-            }
+            id = p
+            if let v = p.hostVeth, !veths.contains(v) { veths.insert(v, at: 0) }
             notifyIPAMD(.delNetwork)
         } else {
-            let candidates = [hostVethName(mode: config.mode), hostVethName(mode: config.mode == .strict ? .standard : .strict)]
-            let live = candidates.first { (try? ctx.host.link(named: $0)) != nil } ?? candidates[0]
-            var id: BranchPodIdentity?
             do {
                 let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.del)
                 if let n = reply.network, n.branch {
-                    id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: live)
+                    id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: nil)
                     source = "ipamd"
                 }
             } catch {
@@ -138,19 +157,22 @@ public struct Plugin {
                 logger.warning("ipamd unavailable for DEL; tearing down from live state", metadata: ["error": "\(error)"])
             }
             if id == nil {
-                id = candidates.lazy.compactMap { try? LiveDiscovery.branchPod(owner: owner, hostVeth: $0, host: ctx.host) }.first
+                id = try read { () throws(NetlinkError) in try LiveDiscovery.branchPod(owner: owner, hostVeths: veths, host: ctx.host) }
                 source = id == nil ? "nothing found" : "live state"
             }
-            if let id { steps = LiveDiscovery.ownedTeardown(id, owner: owner, host: ctx.host); vlan = id.vlanID }
-            // Whatever else carries this pod's veth names and is ours: stale iif rules, the veths.
-            for veth in candidates where LiveDiscovery.mayRemove(veth, owner: owner, host: ctx.host) {
-                steps += BranchPodPlanner.hostVethRemoval(veth)
-            }
         }
-        if let first = applier.teardown(steps).first {
+        // A regular pod's record (VLAN 0) names only its veth.
+        let scope = id.map { $0.vlanID == 0 ? TeardownScope(vlanID: nil, podIP: nil, hostVeths: veths) : TeardownScope($0, alsoVeths: veths) }
+            ?? TeardownScope(vlanID: nil, podIP: nil, hostVeths: veths)
+        // Only what this container owns, what an older plugin left untagged, or what nobody
+        // owns: a late DEL never touches the links or rules of a newer pod.
+        let state = try read { () throws(NetlinkError) in try LiveDiscovery.hostState(for: scope, owner: owner, host: ctx.host) }
+        ctx.remember(.host, state.links.values)
+        let steps = TeardownPlanner.delete(scope, owner: owner, state: state)
+        if let first = PlanApplier(context: ctx, logger: logger).teardown(steps).first {
             throw CNIError(.datapathFailure, "failed to remove branch pod datapath", details: "\(first)")
         }
-        logger.info("branch pod deleted", metadata: ["from": "\(source)", "vlan": "\(vlan.map(String.init) ?? "none")", "steps": "\(steps.count)"])
+        logger.info("branch pod deleted", metadata: ["from": "\(source)", "vlan": "\(id.map { String($0.vlanID) } ?? "none")", "steps": "\(steps.count)"])
     }
 
     /// VLAN id from the `dummy` interface's mac, pod IP from ips[0], host veth from interfaces[0].
@@ -184,12 +206,21 @@ public struct Plugin {
             if n.podIPv4 != ip.description { problems.append("ipamd says pod IP \(n.podIPv4 ?? "none"), prevResult says \(ip)") }
         }
         if mac == nil {
-            mac = (try? ctx.host.link(named: Naming.vlanLinkName(vlanID: id.vlanID)))??.mac
+            mac = try read { () throws(NetlinkError) in try ctx.host.link(named: Naming.vlanLinkName(vlanID: id.vlanID))?.mac }
         }
+        // The veth MACs as ADD reported them (a MAC rewritten since, e.g. by udev, is a
+        // difference); results of older builds lack them, then the live ones stand in.
+        let ifs = prev.interfaces ?? []
+        var hostMAC = ifs.first(where: { $0.name == veth })?.mac.flatMap { MACAddress($0) }
+        if hostMAC == nil { hostMAC = try read { () throws(NetlinkError) in try ctx.host.link(named: veth)?.mac } }
+        var podMAC = ifs.first(where: { $0.sandbox != nil })?.mac.flatMap { MACAddress($0) }
+        if podMAC == nil { podMAC = try read { () throws(NetlinkError) in try ctx.pod?.link(named: env.ifName)?.mac } }
+        let unknown = MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
         let gw = prev.ips?.first?.gateway.flatMap { IPAddress($0) } ?? ip
         let pod = BranchPod(mode: config.mode, vlanID: id.vlanID, podIP: ip, subnetGateway: gw,
-                            branchMAC: mac ?? MACAddress(bytes: [2, 0, 0, 0, 0, 0])!, trunkIndex: trunk,
-                            hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID)
+                            branchMAC: mac ?? unknown, trunkIndex: trunk,
+                            hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID,
+                            hostVethMAC: hostMAC ?? unknown, containerMAC: podMAC ?? unknown)
         do {
             problems += try PlanVerifier(context: ctx).differences(BranchPodPlanner.setup(pod), family: pod.family)
         } catch {
@@ -211,26 +242,12 @@ public struct Plugin {
         }
         let valid = Set(attachments.map(\.containerID))
         let ctx = try open { () throws(NetlinkError) in try datapath.hostContext() }
-        let links: [LinkInfo]
-        do { links = try ctx.host.links() } catch {
-            throw CNIError(.datapathFailure, "GC could not list links", details: "\(error)")
-        }
-        let prefixes = [Naming.strictVethPrefix, config.vethPrefix]
-        let stale = links.filter { l in
-            !l.alias.isEmpty && !valid.contains(l.alias)
-                && ((l.kind == "vlan" && l.name.hasPrefix("vlan.eth.")) || (l.kind == "veth" && prefixes.contains { l.name.hasPrefix($0) }))
-        }
-        var steps: [PlanStep] = []
-        for owner in Set(stale.map(\.alias)).sorted() {
-            let veth = stale.first { $0.alias == owner && $0.kind == "veth" }?.name ?? ""
-            if let id = try? LiveDiscovery.branchPod(owner: owner, hostVeth: veth, host: ctx.host) {
-                steps += BranchPodPlanner.teardown(id)
-            }
-            for l in stale where l.alias == owner {
-                steps += l.kind == "veth" ? BranchPodPlanner.hostVethRemoval(l.name) : [.deleteLink(.host, l.name)]
-            }
-        }
-        logger.info("GC", metadata: ["valid_attachments": "\(valid.count)", "stale_links": "\(stale.map(\.name))"])
+        let state = try read { () throws(NetlinkError) in try LiveDiscovery.fullHostState(host: ctx.host) }
+        ctx.remember(.host, state.links.values)
+        // Links of containers the runtime no longer has, and rules no valid attachment needs
+        // (judged by ownership, so a stale container's rules never take a live pod's with them).
+        let steps = TeardownPlanner.collect(valid: valid, vethPrefixes: [Naming.strictVethPrefix, config.vethPrefix], state: state)
+        logger.info("GC", metadata: ["valid_attachments": "\(valid.count)", "steps": "\(steps.map(\.description))"])
         if let first = PlanApplier(context: ctx, logger: logger).teardown(steps).first {
             throw CNIError(.datapathFailure, "GC failed to remove a stale datapath", details: "\(first)")
         }
@@ -267,11 +284,20 @@ public struct Plugin {
             case .podNotFound: throw CNIError(.notBranchPod, "ipamd has no branch interface for \(podRequest.key)", details: f.message)
             case .invalidAnnotation: throw CNIError(.ipamdFailure, "invalid pod-eni details for \(podRequest.key)", details: f.message)
             case .podUIDMismatch: throw CNIError(.ipamdFailure, "ipamd refused \(podRequest.key): pod UID mismatch", details: f.message)
+            case .conflict: throw CNIError(.branchConflict, "ipamd refused \(podRequest.key): its branch interface is held by another running pod", details: f.message)
+            case .shuttingDown: throw CNIError(.tryAgainLater, "ipamd is shutting down", details: f.message)
             case .badRequest, .unsupportedVersion, .internal: throw CNIError(.ipamdFailure, "ipamd refused the request", details: f.message)
             }
         }
         guard let n = reply.network else { throw CNIError(.ipamdFailure, "ipamd answered without network details") }
         return n
+    }
+
+    /// Reads the node's state; a failure (not absence: EPERM, ENOBUFS, ...) fails the command.
+    func read<T>(_ body: () throws(NetlinkError) -> T) throws(CNIError) -> T {
+        do { return try body() } catch {
+            throw CNIError(.datapathFailure, "cannot read the node's network state", details: "\(error)")
+        }
     }
 
     func open(_ body: () throws(NetlinkError) -> DatapathContext) throws(CNIError) -> DatapathContext {

@@ -25,6 +25,11 @@ public struct DatapathContext {
         }
     }
 
+    /// Links this run already read (e.g. for a teardown plan): later steps reuse them.
+    public func remember(_ side: Side, _ found: some Sequence<LinkInfo>) {
+        for l in found { links.put(side, l.name, l) }
+    }
+
     /// A link as this run last saw it (looked up now if it has not been); nil when absent.
     public func knownLink(_ side: Side, _ name: String) -> LinkInfo? {
         try? link(side, name, step: .linkUp(side, name))
@@ -92,19 +97,8 @@ public struct PlanApplier {
     @discardableResult
     public func teardown(_ steps: [PlanStep]) -> [DatapathError] {
         var failures: [DatapathError] = []
-        var i = 0
-        while i < steps.count {
-            // Consecutive rule deletions share one rule dump.
-            var selectors: [RuleSelector] = []
-            while i + selectors.count < steps.count, case .deleteRules(let sel) = steps[i + selectors.count],
-                  selectors.first.map({ $0.family == sel.family }) ?? true {
-                selectors.append(sel)
-            }
-            let step = steps[i]
-            i += max(selectors.count, 1)
-            do {
-                if selectors.count > 1 { try deleteRules(selectors, step: step) } else { _ = try apply(step) }
-            } catch {
+        for step in steps {
+            do { _ = try apply(step) } catch {
                 if Self.isAbsence(error) { continue }
                 logger.warning("teardown step failed", metadata: ["step": "\(step)", "error": "\(error)"])
                 failures.append(error)
@@ -129,17 +123,15 @@ public struct PlanApplier {
         }
     }
 
-    /// What undoes a setup step. Objects inside a link (addresses, routes through it) go with
-    /// the link, so only links, host routes in shared tables and rules need explicit undo.
+    /// What undoes a setup step. Objects inside a link (addresses, routes through it, the pod's
+    /// neighbour) go with the link, and every route of a plan goes through a link the plan
+    /// created, so only links and rules need explicit undo.
     func inverse(of step: PlanStep) -> [PlanStep] {
         switch step {
-        case .createVeth(let host, _, _): [.deleteLink(.host, host)]
+        case .createVeth(let host, _, _, _, _): [.deleteLink(.host, host)]
         case .createVLAN(let name, _, _, _): [.deleteLink(.host, name)]
-        case .route(let side, let r): [.deleteRoute(side, r)]
-        case .rule(let r):
-            [.deleteRules(RuleSelector(family: r.family, priority: r.priority, table: r.table, inputInterface: r.inputInterface,
-                                       source: r.source, destination: r.destination))]
-        case .linkUp, .tagOwner, .sysctl, .address, .neighbor, .deleteLink, .deleteRules, .deleteRoute: []
+        case .rule(let r): [.deleteRule(r)]
+        case .route, .linkUp, .tagOwner, .sysctl, .address, .neighbor, .deleteLink, .deleteRule: []
         }
     }
 
@@ -151,9 +143,11 @@ public struct PlanApplier {
         }
         let ctx = context
         switch step {
-        case .createVeth(let host, let container, let mtu):
+        case .createVeth(let host, let container, let mtu, let hostMAC, let containerMAC):
             guard ctx.podNamespaceFD >= 0 else { throw DatapathError(step: step.description, cause: .missingLink("pod namespace")) }
-            try nl { () throws(NetlinkError) in try ctx.host.addVeth(name: host, peerName: container, peerNamespaceFD: ctx.podNamespaceFD, mtu: mtu) }
+            try nl { () throws(NetlinkError) in
+                try ctx.host.addVeth(name: host, peerName: container, peerNamespaceFD: ctx.podNamespaceFD, mtu: mtu, mac: hostMAC, peerMAC: containerMAC)
+            }
         case .createVLAN(let name, let parent, let id, let mac):
             try nl { () throws(NetlinkError) in try ctx.host.addVLAN(name: name, parentIndex: parent, vlanID: id, mac: mac) }
         case .linkUp(let side, let name):
@@ -183,34 +177,19 @@ public struct PlanApplier {
                 // Identical rule present: idempotent.
                 return false
             } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
-        case .neighbor(let side, let link, let address, let macOf):
+        case .neighbor(let side, let link, let address, let mac):
             let c = try ctx.client(side, step: step)
             let idx = try ctx.linkIndex(side, link, step: step)
-            guard let mac = try ctx.link(.host, macOf, step: step).mac else { throw DatapathError(step: step.description, cause: .missingLink(macOf)) }
             try nl { () throws(NetlinkError) in try c.addNeighbor(Neighbor(linkIndex: idx, address: address, mac: mac)) }
         case .deleteLink(let side, let name):
             let c = try ctx.client(side, step: step)
             let idx = try ctx.linkIndex(side, name, step: step)
             ctx.links.forget(side, name)
             try nl { () throws(NetlinkError) in try c.deleteLink(index: idx) }
-        case .deleteRules(let sel):
-            try deleteRules([sel], step: step)
-        case .deleteRoute(let side, let r):
-            let c = try ctx.client(side, step: step)
-            let idx = try ctx.linkIndex(side, r.device, step: step)
-            try nl { () throws(NetlinkError) in try c.deleteRoute(Self.route(r, index: idx)) }
+        case .deleteRule(let r):
+            try nl { () throws(NetlinkError) in try ctx.host.deleteRule(r) }
         }
         return true
-    }
-
-    /// One dump of the family's rules; deletes those any selector matches.
-    func deleteRules(_ selectors: [RuleSelector], step: PlanStep) throws(DatapathError) {
-        guard let family = selectors.first?.family else { return }
-        do {
-            _ = try context.host.deleteRules(family: family) { r in selectors.contains { $0.matches(r) } }
-        } catch {
-            throw DatapathError(step: step.description, cause: .netlink(error))
-        }
     }
 
     static func route(_ r: PlannedRoute, index: Int32) -> Route {

@@ -22,15 +22,18 @@ public struct PlanVerifier {
         }
         for step in steps {
             switch step {
-            case .createVeth(let host, let container, let mtu):
+            case .createVeth(let host, let container, let mtu, let hostMAC, let containerMAC):
                 if let h = try snap(.host) {
                     if let l = h.link(host) {
                         if l.kind != "veth" { problems.append("host link \(host) is \(l.kind.isEmpty ? "not a veth" : "a \(l.kind)"), expected veth") }
+                        // The pod's neighbour entry pins this MAC: a rewritten one cuts the pod off.
+                        if l.mac != hostMAC { problems.append("host veth \(host) has MAC \(l.mac?.description ?? "none"), expected \(hostMAC)") }
                     } else { problems.append("host veth \(host) is missing") }
                 }
                 if let p = try snap(.pod) {
                     if let l = p.link(container) {
                         if l.mtu != mtu { problems.append("pod link \(container) has MTU \(l.mtu), expected \(mtu)") }
+                        if l.mac != containerMAC { problems.append("pod link \(container) has MAC \(l.mac?.description ?? "none"), expected \(containerMAC)") }
                     } else { problems.append("pod interface \(container) is missing") }
                 } else { problems.append("pod namespace is not available") }
             case .createVLAN(let name, let parent, let id, let mac):
@@ -60,13 +63,12 @@ public struct PlanVerifier {
             case .rule(let r):
                 guard let s = try snap(.host) else { continue }
                 if !s.rules.contains(r) { problems.append("rule \(r) is missing") }
-            case .neighbor(let side, let link, let address, let macOf):
-                guard let s = try snap(side), let l = s.link(link), let h = try snap(.host) else { continue }
-                let want = h.link(macOf)?.mac
-                if !s.neighbors.contains(where: { $0.linkIndex == l.index && $0.address == address && $0.mac == want && $0.permanent }) {
-                    problems.append("\(side.rawValue) permanent neighbour \(address) -> \(want?.description ?? "<\(macOf) missing>") on \(link) is missing")
+            case .neighbor(let side, let link, let address, let mac):
+                guard let s = try snap(side), let l = s.link(link) else { continue }
+                if !s.neighbors.contains(where: { $0.linkIndex == l.index && $0.address == address && $0.mac == mac && $0.permanent }) {
+                    problems.append("\(side.rawValue) permanent neighbour \(address) -> \(mac) on \(link) is missing")
                 }
-            case .sysctl, .deleteLink, .deleteRules, .deleteRoute:
+            case .sysctl, .deleteLink, .deleteRule:
                 continue
             }
         }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import SystemIO
 
 public struct SysctlError: Error, Sendable, Hashable, CustomStringConvertible {
     public var key: String
@@ -28,22 +29,17 @@ public struct ProcSysctl: SysctlWriter {
     public init(root: String = "/proc/sys") { self.root = root }
 
     public func write(_ key: String, _ value: String) throws(SysctlError) {
-        let fd = open("\(root)/\(key)", O_WRONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SysctlError(key: key, errno: errno) }
-        defer { close(fd) }
-        let bytes = Array(value.utf8)
-        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, bytes.count) }
-        guard n == bytes.count else { throw SysctlError(key: key, errno: n < 0 ? errno : EIO) }
+        do {
+            let fd = try FileDescriptor.open(path: "\(root)/\(key)", O_WRONLY)
+            defer { fd.closeQuietly() }
+            try fd.writeFully(Array(value.utf8))
+        } catch { throw SysctlError(key: key, errno: error.rawValue) }
     }
 
     public func read(_ key: String) throws(SysctlError) -> String {
-        let fd = open("\(root)/\(key)", O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw SysctlError(key: key, errno: errno) }
-        defer { close(fd) }
-        var buf = [UInt8](repeating: 0, count: 256)
-        let n = buf.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, 256) }
-        guard n >= 0 else { throw SysctlError(key: key, errno: errno) }
-        var s = String(decoding: buf[0..<n], as: UTF8.self)
+        let bytes: [UInt8]
+        do throws(Errno) { bytes = try FileIO.read(path: "\(root)/\(key)") } catch { throw SysctlError(key: key, errno: error.rawValue) }
+        var s = String(decoding: bytes, as: UTF8.self)
         while s.last == "\n" { s.removeLast() }
         return s
     }

@@ -16,13 +16,17 @@ public struct BranchPod: Hashable, Sendable {
     public var mtu: UInt32
     /// The CNI container id; recorded on the links the pod owns.
     public var owner: String
+    /// The veth ends' MACs, chosen by the caller (random, locally administered; see VethMAC).
+    public var hostVethMAC: MACAddress
+    public var containerMAC: MACAddress
 
     public init(mode: PodSGEnforcingMode, vlanID: UInt16, podIP: IPAddress, subnetGateway: IPAddress,
                 branchMAC: MACAddress, trunkIndex: Int32, hostVeth: String, containerInterface: String, mtu: UInt32,
-                owner: String) {
+                owner: String, hostVethMAC: MACAddress, containerMAC: MACAddress) {
         self.mode = mode; self.vlanID = vlanID; self.podIP = podIP; self.subnetGateway = subnetGateway
         self.branchMAC = branchMAC; self.trunkIndex = trunkIndex; self.hostVeth = hostVeth
         self.containerInterface = containerInterface; self.mtu = mtu; self.owner = owner
+        self.hostVethMAC = hostVethMAC; self.containerMAC = containerMAC
     }
 
     public var vlanLink: String { Naming.vlanLinkName(vlanID: vlanID) }
@@ -49,7 +53,7 @@ public enum BranchPodPlanner {
     public static func setup(_ p: BranchPod) -> [PlanStep] {
         var steps: [PlanStep] = []
         // Pod side first: the veth and the pod's view of the world (link-local gateway).
-        steps.append(.createVeth(host: p.hostVeth, container: p.containerInterface, mtu: p.mtu))
+        steps.append(.createVeth(host: p.hostVeth, container: p.containerInterface, mtu: p.mtu, hostMAC: p.hostVethMAC, containerMAC: p.containerMAC))
         steps.append(.tagOwner(link: p.hostVeth, owner: p.owner))
         steps.append(.linkUp(.host, p.hostVeth))
         steps += ipv6LinkSysctls(p.hostVeth)
@@ -57,7 +61,7 @@ public enum BranchPodPlanner {
         steps.append(.address(.pod, link: p.containerInterface, p.podHost))
         steps.append(.route(.pod, PlannedRoute(destination: IPPrefix(host: p.podGateway), device: p.containerInterface, scope: .link)))
         steps.append(.route(.pod, PlannedRoute(destination: p.defaultDestination, gateway: p.podGateway, device: p.containerInterface)))
-        steps.append(.neighbor(.pod, link: p.containerInterface, address: p.podGateway, macOf: p.hostVeth))
+        steps.append(.neighbor(.pod, link: p.containerInterface, address: p.podGateway, mac: p.hostVethMAC))
         // Then the branch ENI: VLAN sub-interface on the trunk with the branch MAC, and its table.
         steps.append(.createVLAN(name: p.vlanLink, parentIndex: p.trunkIndex, vlanID: p.vlanID, mac: p.branchMAC))
         steps.append(.tagOwner(link: p.vlanLink, owner: p.owner))
@@ -90,44 +94,22 @@ public enum BranchPodPlanner {
         }
     }
 
-    /// Removes everything either mode may have built for this pod, whichever mode built it.
-    /// Every step tolerates absence.
-    public static func teardown(_ id: BranchPodIdentity, family: AddressFamily = .ipv4) -> [PlanStep] {
-        let table = Naming.routeTable(vlanID: id.vlanID)
-        // Rule deletions stay together: the applier serves consecutive ones from one dump.
-        var steps: [PlanStep] = [.deleteRules(RuleSelector(family: family, priority: Priority.strictIIF, table: table))]
-        if let ip = id.podIP {
-            let host = IPPrefix(host: ip)
-            steps.append(.deleteRules(RuleSelector(family: ip.family, priority: Priority.standardToPod, destination: host)))
-            steps.append(.deleteRules(RuleSelector(family: ip.family, priority: Priority.standardFromPod, source: host)))
-        }
-        steps.append(.deleteLink(.host, Naming.vlanLinkName(vlanID: id.vlanID)))
-        if let ip = id.podIP, let veth = id.hostVeth {
-            steps.append(.deleteRoute(.host, PlannedRoute(destination: IPPrefix(host: ip), device: veth, table: RouteTable.main, scope: .link)))
-        }
-        // The host veth goes too, so a DEL with the pod netns still alive leaves nothing behind.
-        if let veth = id.hostVeth { steps.append(.deleteLink(.host, veth)) }
-        return steps
-    }
-
-    /// Before building, remove leftovers of an earlier pod with the same name or VLAN: stale
-    /// `iif <hostVeth>` rules, a stale `vlan.eth.N`, the old host veth and its routes.
-    public static func cleanupBeforeSetup(_ p: BranchPod) -> [PlanStep] {
-        [.deleteRules(RuleSelector(family: p.family, priority: Priority.strictIIF, inputInterface: p.hostVeth))]
-            + teardown(BranchPodIdentity(vlanID: p.vlanID, podIP: p.podIP, hostVeth: p.hostVeth), family: p.family)
-    }
-
-    /// A host veth and the strict `iif <veth>` rules that name it (rules outlive the link).
-    public static func hostVethRemoval(_ veth: String, family: AddressFamily = .ipv4) -> [PlanStep] {
-        [.deleteRules(RuleSelector(family: family, priority: Priority.strictIIF, inputInterface: veth)), .deleteLink(.host, veth)]
-    }
-
     static func ipv6LinkSysctls(_ link: String) -> [PlanStep] {
         [
             .sysctl(.host, key: "net/ipv6/conf/\(link)/accept_ra", value: "0"),
             .sysctl(.host, key: "net/ipv6/conf/\(link)/accept_redirects", value: "1"),
             .sysctl(.host, key: "net/ipv6/conf/\(link)/forwarding", value: "0"),
         ]
+    }
+}
+
+/// MACs for the veth ends: random, unicast, locally administered, like the reference's (and
+/// unlike udev's "persistent" policy, which would derive them from the name after creation).
+public enum VethMAC {
+    public static func random<G: RandomNumberGenerator>(using g: inout G) -> MACAddress {
+        var bytes = (0..<6).map { _ in UInt8.random(in: 0...255, using: &g) }
+        bytes[0] = (bytes[0] & 0xfe) | 0x02
+        return MACAddress(bytes: bytes)!
     }
 }
 

@@ -21,35 +21,12 @@ public struct PlannedRoute: Hashable, Sendable {
     }
 }
 
-/// Which rules a teardown removes. Every set field must match; nil fields match anything.
-public struct RuleSelector: Hashable, Sendable {
-    public var family: AddressFamily
-    public var priority: UInt32?
-    public var table: UInt32?
-    public var inputInterface: String?
-    public var source: IPPrefix?
-    public var destination: IPPrefix?
-
-    public init(family: AddressFamily = .ipv4, priority: UInt32? = nil, table: UInt32? = nil,
-                inputInterface: String? = nil, source: IPPrefix? = nil, destination: IPPrefix? = nil) {
-        self.family = family; self.priority = priority; self.table = table
-        self.inputInterface = inputInterface; self.source = source; self.destination = destination
-    }
-
-    public func matches(_ r: Rule) -> Bool {
-        r.family == family
-            && (priority.map { $0 == r.priority } ?? true)
-            && (table.map { $0 == r.table } ?? true)
-            && (inputInterface.map { $0 == r.inputInterface } ?? true)
-            && (source.map { $0 == r.source } ?? true)
-            && (destination.map { $0 == r.destination } ?? true)
-    }
-}
-
 /// One step of a pod's datapath. Setup steps each have an inverse used for rollback.
 public enum PlanStep: Hashable, Sendable, CustomStringConvertible {
-    /// Veth with `host` in the host namespace and `container` in the pod namespace.
-    case createVeth(host: String, container: String, mtu: UInt32)
+    /// Veth with `host` in the host namespace and `container` in the pod namespace, each with its
+    /// MAC set here: left to the kernel, udev's MACAddressPolicy=persistent may rewrite the host
+    /// end's after creation, under the pod's permanent neighbour entry.
+    case createVeth(host: String, container: String, mtu: UInt32, hostMAC: MACAddress, containerMAC: MACAddress)
     case createVLAN(name: String, parentIndex: Int32, vlanID: UInt16, mac: MACAddress)
     case linkUp(Side, String)
     /// Records the owning container id in the link's alias, so a late DEL of an older sandbox
@@ -60,18 +37,18 @@ public enum PlanStep: Hashable, Sendable, CustomStringConvertible {
     case address(Side, link: String, IPPrefix)
     case route(Side, PlannedRoute)
     case rule(Rule)
-    /// Permanent neighbour on `link` (pod side) pointing at the MAC of host link `macOf`.
-    case neighbor(Side, link: String, address: IPAddress, macOf: String)
+    /// Permanent neighbour on `link` (pod side) with `mac` (the host veth's).
+    case neighbor(Side, link: String, address: IPAddress, mac: MACAddress)
 
     // Teardown-only steps; each tolerates absence (DEL is idempotent).
     case deleteLink(Side, String)
-    case deleteRules(RuleSelector)
-    case deleteRoute(Side, PlannedRoute)
+    /// Exactly this rule (found in a dump and judged by TeardownPlanner).
+    case deleteRule(Rule)
 
     public var description: String {
         switch self {
-        case .createVeth(let h, let c, let mtu):
-            return "host: link add \(h) type veth peer \(c) netns pod mtu \(mtu)"
+        case .createVeth(let h, let c, let mtu, let hm, let cm):
+            return "host: link add \(h) address \(hm) type veth peer \(c) address \(cm) netns pod mtu \(mtu)"
         case .createVLAN(let n, let p, let id, let mac):
             return "host: link add \(n) link #\(p) type vlan id \(id) address \(mac)"
         case .linkUp(let s, let n):
@@ -87,19 +64,11 @@ public enum PlanStep: Hashable, Sendable, CustomStringConvertible {
         case .rule(let r):
             return "host: rule add \(r)"
         case .neighbor(let s, let l, let a, let m):
-            return "\(s.rawValue): neigh replace \(a) lladdr <mac of \(m)> dev \(l) nud permanent"
+            return "\(s.rawValue): neigh replace \(a) lladdr \(m) dev \(l) nud permanent"
         case .deleteLink(let s, let n):
             return "\(s.rawValue): link del \(n)"
-        case .deleteRules(let sel):
-            var t = "host: rule del all"
-            if let p = sel.priority { t += " prio \(p)" }
-            if let s = sel.source { t += " from \(s)" }
-            if let d = sel.destination { t += " to \(d)" }
-            if let i = sel.inputInterface { t += " iif \(i)" }
-            if let tb = sel.table { t += " table \(tb)" }
-            return t
-        case .deleteRoute(let s, let r):
-            return "\(s.rawValue): route del \(Self.text(r))"
+        case .deleteRule(let r):
+            return "host: rule del \(r)"
         }
     }
 

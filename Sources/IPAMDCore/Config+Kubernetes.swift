@@ -20,35 +20,31 @@ public struct KubernetesSettings: Sendable, Hashable {
     /// The plugin gives ipamd 30 s for an ADD; the wait must end before that.
     public static let maxWaitTimeout = 25.0
 
-    public static func fromEnvironment(_ env: [String: String]) throws(ConfigError) -> KubernetesSettings {
-        func value(_ k: String) -> String? {
-            guard let v = env[k]?.trimmingSpaces, !v.isEmpty else { return nil }
-            return v
-        }
-        guard let node = value("MY_NODE_NAME") else {
-            throw ConfigError("MY_NODE_NAME", "not set; required with POD_ENI_SOURCE=kubernetes (the default): the node's name, usually from the downward API (spec.nodeName)")
-        }
-        guard node.utf8.count <= 253, node.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "." }) else {
-            throw ConfigError("MY_NODE_NAME", "\"\(node)\" is not a node name (lowercase letters, digits, '-' and '.', at most 253 characters)")
-        }
-        var s = KubernetesSettings(nodeName: node)
-        if let k = value("KUBECONFIG") {
-            guard !k.contains(":") else {
-                throw ConfigError("KUBECONFIG", "\"\(k)\": give one kubeconfig file (a list of files is not supported)")
+    /// Reads the settings, recording problems in `r` (IPAMDConfig.fromEnvironment reports them all).
+    static func read(_ r: inout EnvReader) -> KubernetesSettings {
+        var s = KubernetesSettings(nodeName: "")
+        if let node = r.value("MY_NODE_NAME") {
+            if node.utf8.count <= 253, node.allSatisfy({ $0.isLowercase || $0.isNumber || $0 == "-" || $0 == "." }) {
+                s.nodeName = node
+            } else {
+                r.fail("MY_NODE_NAME", "\"\(node)\" is not a node name (lowercase letters, digits, '-' and '.', at most 253 characters)")
             }
-            s.kubeconfig = k
+        } else {
+            r.fail("MY_NODE_NAME", "not set; required with POD_ENI_SOURCE=kubernetes (the default): the node's name, usually from the downward API (spec.nodeName)")
         }
-        if let d = value("KUBERNETES_SERVICE_ACCOUNT_DIR") {
-            guard d.hasPrefix("/") else { throw ConfigError("KUBERNETES_SERVICE_ACCOUNT_DIR", "\"\(d)\" is not an absolute path") }
-            s.serviceAccountDir = d
-        }
-        if let t = value("POD_ENI_WAIT_TIMEOUT") {
-            guard let secs = parseDuration(t), secs >= 0, secs <= maxWaitTimeout else {
-                throw ConfigError("POD_ENI_WAIT_TIMEOUT", "invalid value \"\(t)\"; accepted values: a duration from 0 to 25 seconds, e.g. 10, 10s, 2.5s, 500ms")
+        if let k = r.value("KUBECONFIG") {
+            if k.contains(":") {
+                r.fail("KUBECONFIG", "\"\(k)\": give one kubeconfig file (a list of files is not supported)")
+            } else {
+                s.kubeconfig = k
             }
-            s.waitTimeout = secs
         }
-        s.enableTrunkLabel = try IPAMDConfig.bool(env, "ENABLE_TRUNK_LABEL", default: false)
+        if let d = r.absolutePath("KUBERNETES_SERVICE_ACCOUNT_DIR") { s.serviceAccountDir = d }
+        s.waitTimeout = r.read("POD_ENI_WAIT_TIMEOUT", default: s.waitTimeout,
+                               accepted: "a duration from 0 to 25 seconds, e.g. 10, 10s, 2.5s, 500ms") { t in
+            parseDuration(t).flatMap { $0 >= 0 && $0 <= maxWaitTimeout ? $0 : nil }
+        }
+        s.enableTrunkLabel = r.bool("ENABLE_TRUNK_LABEL", default: false)
         return s
     }
 

@@ -3,13 +3,92 @@ import IPAMDProtocol
 import NetModel
 import NodeSetup
 
-public struct ConfigError: Error, Sendable, CustomStringConvertible {
+/// One invalid or missing variable: its name and what is wrong, with the accepted values.
+public struct ConfigProblem: Sendable, Hashable, CustomStringConvertible {
     public var variable: String
     public var message: String
 
     public init(_ variable: String, _ message: String) { self.variable = variable; self.message = message }
 
     public var description: String { "\(variable): \(message)" }
+}
+
+/// Everything wrong with the environment at once, so a user fixes it in one round, not one
+/// restart per variable.
+public struct ConfigError: Error, Sendable, CustomStringConvertible {
+    public var problems: [ConfigProblem]
+
+    public init(_ problems: [ConfigProblem]) { self.problems = problems }
+    public init(_ variable: String, _ message: String) { problems = [ConfigProblem(variable, message)] }
+
+    public var variables: [String] { problems.map(\.variable) }
+    /// The first problem's variable and message (most errors have one).
+    public var variable: String { problems.first?.variable ?? "" }
+    public var message: String { problems.first?.message ?? "" }
+
+    /// One line per problem.
+    public var description: String { problems.map(\.description).joined(separator: "\n") }
+}
+
+/// Reads variables and collects every problem instead of stopping at the first; each reader
+/// returns a usable value (the default) after recording a problem, so reading goes on.
+struct EnvReader {
+    let env: [String: String]
+    private(set) var problems: [ConfigProblem] = []
+
+    init(_ env: [String: String]) { self.env = env }
+
+    /// The trimmed value; nil when unset or empty.
+    func value(_ k: String) -> String? {
+        guard let v = env[k]?.trimmingSpaces, !v.isEmpty else { return nil }
+        return v
+    }
+
+    mutating func fail(_ k: String, _ message: String) { problems.append(ConfigProblem(k, message)) }
+
+    /// `parse` the value when set; a value it refuses is a problem naming `accepted`.
+    mutating func read<T>(_ k: String, default d: T, accepted: String, _ parse: (String) -> T?) -> T {
+        guard let t = value(k) else { return d }
+        guard let v = parse(t) else {
+            fail(k, "invalid value \"\(t)\"; accepted values: \(accepted)")
+            return d
+        }
+        return v
+    }
+
+    mutating func bool(_ k: String, default d: Bool) -> Bool {
+        read(k, default: d, accepted: "true, false") { v in
+            switch v.lowercased() {
+            case "true", "1", "yes": true
+            case "false", "0", "no": false
+            default: nil
+            }
+        }
+    }
+
+    mutating func absolutePath(_ k: String) -> String? {
+        guard let d = value(k) else { return nil }
+        guard d.hasPrefix("/") else { fail(k, "\"\(d)\" is not an absolute path"); return nil }
+        return d
+    }
+
+    mutating func ipv4CIDRs(_ k: String) -> [IPPrefix] {
+        var out: [IPPrefix] = []
+        for part in (value(k) ?? "").split(separator: ",") {
+            let t = part.trimmingSpaces
+            guard let p = IPPrefix(t), p.family == .ipv4 else {
+                fail(k, "\"\(t)\" is not an IPv4 CIDR; accepted values: a comma-separated list like 10.0.0.0/16,100.64.0.0/16")
+                return []
+            }
+            out.append(p.network)
+        }
+        return out
+    }
+
+    /// Throws every problem recorded so far.
+    func finish() throws(ConfigError) {
+        if !problems.isEmpty { throw ConfigError(problems) }
+    }
 }
 
 /// ipamd's configuration, read once from the environment and validated in one place.
@@ -34,6 +113,8 @@ public struct IPAMDConfig: Sendable, Hashable {
     public enum LogLevel: String, Sendable, CaseIterable { case debug = "DEBUG", info = "INFO", warn = "WARN", error = "ERROR" }
 
     public var rpcSocket: String = "/var/run/aws-node/ipamd.sock"
+    /// AWS_VPC_K8S_CNI_BACKING_STORE: the checkpoint of served pods.
+    public var checkpointPath: String = "/var/run/aws-node/ipam.json"
     public var debugSocket: String = "/var/run/aws-node/ipamd-debug.sock"
     public var podENISource: PodENISourceKind
     public var trunk: TrunkSpec
@@ -61,177 +142,107 @@ public struct IPAMDConfig: Sendable, Hashable {
     }
 
     public static func fromEnvironment(_ env: [String: String]) throws(ConfigError) -> IPAMDConfig {
-        func value(_ k: String) -> String? {
-            guard let v = env[k]?.trimmingSpaces, !v.isEmpty else { return nil }
-            return v
-        }
-        let sourceText = value("POD_ENI_SOURCE") ?? "kubernetes"
-        let source: PodENISourceKind
+        var r = EnvReader(env)
+        let sourceText = r.value("POD_ENI_SOURCE") ?? "kubernetes"
+        var source = PodENISourceKind.file(path: "")
         if sourceText.hasPrefix("file:"), sourceText.count > 5 {
             source = .file(path: String(sourceText.dropFirst(5)))
         } else if sourceText == "kubernetes" {
-            source = .kubernetes(try KubernetesSettings.fromEnvironment(env))
+            source = .kubernetes(KubernetesSettings.read(&r))
         } else {
-            throw ConfigError("POD_ENI_SOURCE", "invalid value \"\(sourceText)\"; accepted values: kubernetes, file:<path>")
+            r.fail("POD_ENI_SOURCE", "invalid value \"\(sourceText)\"; accepted values: kubernetes, file:<path>")
         }
 
-        guard let trunkText = value("TRUNK_INTERFACE") else {
-            throw ConfigError("TRUNK_INTERFACE", "not set; give the trunk's link name (e.g. eth1) or MAC (e.g. 0a:1b:2c:3d:4e:5f)")
-        }
-        let trunk: TrunkSpec
-        if let mac = MACAddress(trunkText) {
-            trunk = .mac(mac)
-        } else if trunkText.utf8.count <= 15, !trunkText.contains("/"), !trunkText.contains(" ") {
-            trunk = .name(trunkText)
+        var trunk = TrunkSpec.name("")
+        if let trunkText = r.value("TRUNK_INTERFACE") {
+            if let mac = MACAddress(trunkText) {
+                trunk = .mac(mac)
+            } else if trunkText.utf8.count <= 15, !trunkText.contains("/"), !trunkText.contains(" ") {
+                trunk = .name(trunkText)
+            } else {
+                r.fail("TRUNK_INTERFACE", "\"\(trunkText)\" is neither a link name (at most 15 characters) nor a MAC address")
+            }
         } else {
-            throw ConfigError("TRUNK_INTERFACE", "\"\(trunkText)\" is neither a link name (at most 15 characters) nor a MAC address")
+            r.fail("TRUNK_INTERFACE", "not set; give the trunk's link name (e.g. eth1) or MAC (e.g. 0a:1b:2c:3d:4e:5f)")
         }
 
-        let cidrs = try ipv4CIDRs(value("VPC_CIDRS"), "VPC_CIDRS")
-
-        var c = IPAMDConfig(podENISource: source, trunk: trunk, vpcCIDRs: cidrs)
-        if let s = value("IPAMD_SOCKET") {
-            guard s.hasPrefix("/") else { throw ConfigError("IPAMD_SOCKET", "\"\(s)\" is not an absolute path") }
-            c.rpcSocket = s
+        var c = IPAMDConfig(podENISource: source, trunk: trunk, vpcCIDRs: r.ipv4CIDRs("VPC_CIDRS"))
+        if let s = r.absolutePath("IPAMD_SOCKET") { c.rpcSocket = s }
+        if let s = r.absolutePath("IPAMD_DEBUG_SOCKET") { c.debugSocket = s }
+        if let s = r.absolutePath("AWS_VPC_K8S_CNI_BACKING_STORE") { c.checkpointPath = s }
+        c.logLevel = r.read("AWS_VPC_K8S_CNI_LOGLEVEL", default: .debug, accepted: "DEBUG, INFO, WARN, ERROR") { LogLevel(rawValue: $0.uppercased()) }
+        c.logFile = r.read("AWS_VPC_K8S_CNI_LOG_FILE", default: c.logFile, accepted: "an absolute path, stderr, stdout") { f in
+            f == "stderr" || f == "stdout" || f.hasPrefix("/") ? f : nil
         }
-        if let s = value("IPAMD_DEBUG_SOCKET") {
-            guard s.hasPrefix("/") else { throw ConfigError("IPAMD_DEBUG_SOCKET", "\"\(s)\" is not an absolute path") }
-            c.debugSocket = s
-        }
-        if let l = value("AWS_VPC_K8S_CNI_LOGLEVEL") {
-            guard let level = LogLevel(rawValue: l.uppercased()) else {
-                throw ConfigError("AWS_VPC_K8S_CNI_LOGLEVEL", "invalid value \"\(l)\"; accepted values: DEBUG, INFO, WARN, ERROR")
-            }
-            c.logLevel = level
-        }
-        if let f = value("AWS_VPC_K8S_CNI_LOG_FILE") {
-            guard f == "stderr" || f == "stdout" || f.hasPrefix("/") else {
-                throw ConfigError("AWS_VPC_K8S_CNI_LOG_FILE", "invalid value \"\(f)\"; accepted values: an absolute path, stderr, stdout")
-            }
-            c.logFile = f
-        }
-        try c.readNodeSettings(value, env)
-        try c.readPluginInstall(value)
+        c.readNodeSettings(&r)
+        c.readPluginInstall(&r)
         if case .kubernetes(var k) = c.podENISource {
             k.enablePodENI = c.node.enablePodENI
             c.podENISource = .kubernetes(k)
         }
+        try r.finish()
         return c
     }
 
-    mutating func readNodeSettings(_ value: (String) -> String?, _ env: [String: String]) throws(ConfigError) {
+    mutating func readNodeSettings(_ r: inout EnvReader) {
         var n = NodeSettings(vpcCIDRs: vpcCIDRs)
-        n.enablePodENI = try Self.bool(env, "ENABLE_POD_ENI", default: false)
-        if let m = value("POD_SECURITY_GROUP_ENFORCING_MODE") {
-            guard let mode = PodSGEnforcingMode(rawValue: m) else {
-                throw ConfigError("POD_SECURITY_GROUP_ENFORCING_MODE", "invalid value \"\(m)\"; accepted values: strict, standard")
-            }
-            n.enforcingMode = mode
+        n.enablePodENI = r.bool("ENABLE_POD_ENI", default: false)
+        n.enforcingMode = r.read("POD_SECURITY_GROUP_ENFORCING_MODE", default: .strict, accepted: "strict, standard") { PodSGEnforcingMode(rawValue: $0) }
+        if !r.bool("ENABLE_IPv4", default: true) {
+            r.fail("ENABLE_IPv4", "false is not supported: this build serves IPv4 clusters only; accepted values: true")
         }
-        guard try Self.bool(env, "ENABLE_IPv4", default: true) else {
-            throw ConfigError("ENABLE_IPv4", "false is not supported: this build serves IPv4 clusters only; accepted values: true")
+        if r.bool("ENABLE_IPv6", default: false) {
+            r.fail("ENABLE_IPv6", "true is not supported: this build serves IPv4 clusters only; accepted values: false")
         }
-        guard try !Self.bool(env, "ENABLE_IPv6", default: false) else {
-            throw ConfigError("ENABLE_IPv6", "true is not supported: this build serves IPv4 clusters only; accepted values: false")
+        n.externalSNAT = r.bool("AWS_VPC_K8S_CNI_EXTERNALSNAT", default: false)
+        // Fail closed: SNAT exempts only the VPC CIDRs it knows, so with none known every pod
+        // connection to the VPC would leave with the node's address and the node's groups.
+        if vpcCIDRs.isEmpty && !n.externalSNAT && !r.problems.contains(where: { $0.variable == "VPC_CIDRS" }) {
+            r.fail("VPC_CIDRS", "not set, and node SNAT is on (AWS_VPC_K8S_CNI_EXTERNALSNAT=false): without the VPC's CIDRs, pod "
+                + "traffic to the VPC would be SNATed to the node's address and bypass the pods' security groups; "
+                + "accepted values: a comma-separated list of the VPC's IPv4 CIDRs like 10.0.0.0/16,100.64.0.0/16 "
+                + "(or AWS_VPC_K8S_CNI_EXTERNALSNAT=true when SNAT happens outside the node)")
         }
-        n.externalSNAT = try Self.bool(env, "AWS_VPC_K8S_CNI_EXTERNALSNAT", default: false)
-        n.excludedSNATCIDRs = try Self.ipv4CIDRs(value("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS"), "AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS")
-        if let r = value("AWS_VPC_K8S_CNI_RANDOMIZESNAT") {
-            guard let mode = SNATPortRandomization(rawValue: r) else {
-                throw ConfigError("AWS_VPC_K8S_CNI_RANDOMIZESNAT", "invalid value \"\(r)\"; accepted values: prng, hashrandom, none")
-            }
-            n.portRandomization = mode
-        }
-        if let m = value("AWS_VPC_K8S_CNI_CONNMARK") {
+        n.excludedSNATCIDRs = r.ipv4CIDRs("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS")
+        n.portRandomization = r.read("AWS_VPC_K8S_CNI_RANDOMIZESNAT", default: .prng, accepted: "prng, hashrandom, none") { SNATPortRandomization(rawValue: $0) }
+        n.connmark = r.read("AWS_VPC_K8S_CNI_CONNMARK", default: n.connmark,
+                            accepted: "a non-zero 32-bit mark, decimal or 0x-hex (default 0x80)") { m in
             let parsed = m.lowercased().hasPrefix("0x") ? UInt32(m.dropFirst(2), radix: 16) : UInt32(m)
-            guard let mark = parsed, mark != 0 else {
-                throw ConfigError("AWS_VPC_K8S_CNI_CONNMARK", "invalid value \"\(m)\"; accepted values: a non-zero 32-bit mark, decimal or 0x-hex (default 0x80)")
-            }
-            n.connmark = mark
+            return parsed == 0 ? nil : parsed
         }
-        n.disableTCPEarlyDemux = try Self.bool(env, "DISABLE_TCP_EARLY_DEMUX", default: false)
-        if let t = value("NODE_RECONCILE_INTERVAL") {
-            guard let secs = Int(t), (0...3600).contains(secs) else {
-                throw ConfigError("NODE_RECONCILE_INTERVAL", "invalid value \"\(t)\"; accepted values: whole seconds from 0 (never) to 3600 (default 60)")
-            }
-            nodeReconcileInterval = secs == 0 ? nil : .seconds(secs)
+        n.disableTCPEarlyDemux = r.bool("DISABLE_TCP_EARLY_DEMUX", default: false)
+        let interval = r.read("NODE_RECONCILE_INTERVAL", default: 60,
+                              accepted: "whole seconds from 0 (never) to 3600 (default 60)") { t in Int(t).flatMap { (0...3600).contains($0) ? $0 : nil } }
+        nodeReconcileInterval = interval == 0 ? nil : .seconds(interval)
+        n.vethPrefix = r.read("AWS_VPC_K8S_CNI_VETHPREFIX", default: n.vethPrefix,
+                              accepted: "1 to 4 ASCII letters or digits, not eth, lo or vlan") { Naming.vethPrefixProblem($0) == nil ? $0 : nil }
+        n.primaryInterface = r.read("NODE_PRIMARY_INTERFACE", default: n.primaryInterface,
+                                    accepted: "a link name of at most 15 characters") { i in
+            i.utf8.count <= 15 && !i.contains("/") && !i.contains(" ") && !i.contains("\"") ? i : nil
         }
-        if let p = value("AWS_VPC_K8S_CNI_VETHPREFIX") {
-            guard Naming.vethPrefixProblem(p) == nil else {
-                throw ConfigError("AWS_VPC_K8S_CNI_VETHPREFIX", "invalid value \"\(p)\"; accepted values: 1 to 4 ASCII letters or digits, not eth, lo or vlan")
-            }
-            n.vethPrefix = p
-        }
-        if let i = value("NODE_PRIMARY_INTERFACE") {
-            guard i.utf8.count <= 15, !i.contains("/"), !i.contains(" "), !i.contains("\"") else {
-                throw ConfigError("NODE_PRIMARY_INTERFACE", "invalid value \"\(i)\"; accepted values: a link name of at most 15 characters")
-            }
-            n.primaryInterface = i
-        }
-        if let ip = value("NODE_PRIMARY_IP") {
-            guard let a = IPAddress(ip), case .v4(let v4) = a else {
-                throw ConfigError("NODE_PRIMARY_IP", "invalid value \"\(ip)\"; accepted values: an IPv4 address (default: the primary interface's first)")
-            }
-            n.primaryIP = v4
+        n.primaryIP = r.read("NODE_PRIMARY_IP", default: nil,
+                             accepted: "an IPv4 address (default: the primary interface's first)") { ip -> IPv4Address?? in
+            guard let a = IPAddress(ip), case .v4(let v4) = a else { return nil }
+            return .some(v4)
         }
         node = n
     }
 
-    mutating func readPluginInstall(_ value: (String) -> String?) throws(ConfigError) {
-        for (k, keyPath) in [("CNI_BIN_DIR", \IPAMDConfig.cniBinDir), ("CNI_CONF_DIR", \IPAMDConfig.cniConfDir)] {
-            if let d = value(k) {
-                guard d.hasPrefix("/") else { throw ConfigError(k, "\"\(d)\" is not an absolute path") }
-                self[keyPath: keyPath] = d
-            }
+    mutating func readPluginInstall(_ r: inout EnvReader) {
+        if let d = r.absolutePath("CNI_BIN_DIR") { cniBinDir = d }
+        if let d = r.absolutePath("CNI_CONF_DIR") { cniConfDir = d }
+        if let s = r.absolutePath("CNI_PLUGIN_SOURCE") { pluginSource = s }
+        func mtu(_ k: String, default d: UInt32) -> UInt32 {
+            r.read(k, default: d, accepted: "an integer in 576...9001") { t in UInt32(t).flatMap { Naming.podMTURange.contains($0) ? $0 : nil } }
         }
-        if let s = value("CNI_PLUGIN_SOURCE") {
-            guard s.hasPrefix("/") else { throw ConfigError("CNI_PLUGIN_SOURCE", "\"\(s)\" is not an absolute path") }
-            pluginSource = s
-        }
-        func mtu(_ k: String, default d: UInt32) throws(ConfigError) -> UInt32 {
-            guard let t = value(k) else { return d }
-            guard let m = UInt32(t), Naming.podMTURange.contains(m) else {
-                throw ConfigError(k, "invalid value \"\(t)\"; accepted values: an integer in 576...9001")
-            }
-            return m
-        }
-        let eniMTU = try mtu("AWS_VPC_ENI_MTU", default: 9001)
-        var c = ConflistSettings(vethPrefix: node.vethPrefix, mtu: try mtu("POD_MTU", default: eniMTU),
+        let eniMTU = mtu("AWS_VPC_ENI_MTU", default: 9001)
+        var c = ConflistSettings(vethPrefix: node.vethPrefix, mtu: mtu("POD_MTU", default: eniMTU),
                                  enforcingMode: node.enforcingMode, ipamdSocket: rpcSocket)
-        if let f = value("AWS_VPC_K8S_PLUGIN_LOG_FILE") {
-            guard f == "stderr" || f.hasPrefix("/") else {
-                throw ConfigError("AWS_VPC_K8S_PLUGIN_LOG_FILE", "invalid value \"\(f)\"; accepted values: an absolute path or stderr (stdout carries CNI results)")
-            }
-            c.pluginLogFile = f
-        }
-        if let l = value("AWS_VPC_K8S_PLUGIN_LOG_LEVEL") {
-            guard Naming.pluginLogLevels.contains(l.lowercased()) else {
-                throw ConfigError("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "invalid value \"\(l)\"; accepted values: Debug, Info, Warn, Error")
-            }
-            c.pluginLogLevel = l
-        }
+        c.pluginLogFile = r.read("AWS_VPC_K8S_PLUGIN_LOG_FILE", default: c.pluginLogFile,
+                                 accepted: "an absolute path or stderr (stdout carries CNI results)") { f in f == "stderr" || f.hasPrefix("/") ? f : nil }
+        c.pluginLogLevel = r.read("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", default: c.pluginLogLevel,
+                                  accepted: "Debug, Info, Warn, Error") { Naming.pluginLogLevels.contains($0.lowercased()) ? $0 : nil }
         conflist = c
-    }
-
-    static func ipv4CIDRs(_ text: String?, _ k: String) throws(ConfigError) -> [IPPrefix] {
-        var out: [IPPrefix] = []
-        for part in (text ?? "").split(separator: ",") {
-            let t = part.trimmingSpaces
-            guard let p = IPPrefix(t), p.family == .ipv4 else {
-                throw ConfigError(k, "\"\(t)\" is not an IPv4 CIDR; accepted values: a comma-separated list like 10.0.0.0/16,100.64.0.0/16")
-            }
-            out.append(p.network)
-        }
-        return out
-    }
-
-    static func bool(_ env: [String: String], _ k: String, default d: Bool) throws(ConfigError) -> Bool {
-        guard let v = env[k]?.trimmingSpaces, !v.isEmpty else { return d }
-        switch v.lowercased() {
-        case "true", "1", "yes": return true
-        case "false", "0", "no": return false
-        default: throw ConfigError(k, "invalid value \"\(v)\"; accepted values: true, false")
-        }
     }
 }
 

@@ -9,13 +9,14 @@ import Netlink
 public final class Daemon: @unchecked Sendable {
     let config: IPAMDConfig
     let logger: Logger
-    public let registry = PodRegistry()
+    public let registry: PodRegistry
     let handler: RPCHandler
     var listeners: [UnixListener] = []
 
-    public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, logger: Logger) {
+    public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry, logger: Logger) {
         self.config = config
         self.logger = logger
+        self.registry = registry
         handler = RPCHandler(config: config, source: source, trunk: trunk, registry: registry, logger: logger)
     }
 

@@ -40,6 +40,7 @@ public final class PodCache: PodENISource, @unchecked Sendable {
     private let cond = NSCondition()
     private var pods: [String: Entry] = [:]
     private var synced = false
+    private var closing = false
     private var waiting = 0
     public let waitBound: Double
     let ipv4: Bool
@@ -78,10 +79,20 @@ public final class PodCache: PodENISource, @unchecked Sendable {
         cond.unlock()
     }
 
+    /// Answers every waiting lookup (and every later one that would wait) with `.shuttingDown`:
+    /// ipamd is stopping, and an ADD told to retry reaches the next ipamd, while one left waiting
+    /// would see its connection close unanswered.
+    public func shutdown() {
+        cond.lock()
+        closing = true
+        cond.broadcast()
+        cond.unlock()
+    }
+
     public var isSynced: Bool { cond.lock(); defer { cond.unlock() }; return synced }
     public var count: Int { cond.lock(); defer { cond.unlock() }; return pods.count }
     /// Lookups blocked on the condition right now (tests wait for this instead of sleeping).
-    var waiters: Int { cond.lock(); defer { cond.unlock() }; return waiting }
+    public var waiters: Int { cond.lock(); defer { cond.unlock() }; return waiting }
 
     /// The cached facts of a pod (tests, debugging).
     public func facts(_ key: String) -> PodFacts? { cond.lock(); defer { cond.unlock() }; return pods[key]?.facts }
@@ -129,6 +140,7 @@ public final class PodCache: PodENISource, @unchecked Sendable {
             case .notYet(let r):
                 let left = deadline - ContinuousClock.now
                 if left <= .zero { return r }
+                if closing { return .shuttingDown }
                 if !waited { logger.info("AddNetwork waits for pod details", metadata: ["pod": "\(pod.key)", "reason": "\(r)"]) }
                 waited = true
                 // NSCondition's timed wait runs on the wall clock, so it gets slices of at most

@@ -13,6 +13,8 @@ public enum PodENILookup: Sendable, Equatable {
     /// The source's pod of that name has another UID: a recreated pod must not get the old
     /// pod's interface.
     case uidMismatch(cached: String, requested: String)
+    /// ipamd is stopping: a waiting AddNetwork is answered at once, to be retried.
+    case shuttingDown
 }
 
 /// Where branch interface details come from: a static file, or the Kubernetes pod watch.
@@ -25,9 +27,12 @@ public protocol PodENISource: Sendable {
     func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup
     /// Every pod the source knows, for `/v1/pods` (empty for sources that list nothing).
     func podViews() -> [PodView]
+    /// Stops waiting: lookups blocked for details answer `.shuttingDown` at once.
+    func shutdown()
 }
 
 extension PodENISource {
     public func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup { lookup(key: pod.key, containerID: pod.containerID) }
     public func podViews() -> [PodView] { [] }
+    public func shutdown() {}
 }

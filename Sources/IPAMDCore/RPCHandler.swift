@@ -51,6 +51,8 @@ public final class RPCHandler: Sendable {
         case .invalid(let e):
             logger.error("invalid branch details", metadata: ["pod": "\(pod.key)", "error": "\(e)"])
             return RPCReply(error: RPCFailure(.invalidAnnotation, e.description))
+        case .shuttingDown:
+            return RPCReply(error: RPCFailure(.shuttingDown, "ipamd is shutting down; retry once it is back"))
         case .branch(let eni):
             let index: Int32?
             do { index = try trunk.trunkIndex() } catch {
@@ -64,18 +66,59 @@ public final class RPCHandler: Sendable {
                                      subnetGatewayV4: eni.gatewayV4?.description, parentIfIndex: index,
                                      vpcCIDRs: config.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT)
             if record {
-                registry.record(ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
-                                          ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
-                                          ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now()),
-                                key: pod.key)
+                let served = ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
+                                       ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
+                                       ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now())
+                if let refusal = claim(served) { return RPCReply(error: refusal) }
                 logger.info("served branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(eni.vlanID)", "ip": "\(eni.ipv4?.description ?? "")"])
             }
             return RPCReply(network: network)
         }
     }
 
+    /// Records the pod unless another running pod holds its VLAN or address. The plugin clears
+    /// whatever is left on the VLAN and address before building, so a stale or duplicated
+    /// annotation must stop here, not tear down the pod that really has them.
+    func claim(_ served: ServedPod) -> RPCFailure? {
+        let outcome: Claim
+        do {
+            outcome = try registry.claim(served) { held in
+                // Still running with the same branch interface: the source still gives that pod
+                // that VLAN and address (a pod the source cannot answer for yet counts as running).
+                switch source.lookup(held.podRequest, wait: false) {
+                case .branch(let e): e.vlanID == held.vlanID && e.ipv4?.description == held.ipv4
+                case .pending: true
+                case .invalid, .notFound, .regular, .uidMismatch, .shuttingDown: false
+                }
+            }
+        } catch {
+            logger.error("cannot record the pod in the checkpoint", metadata: ["pod": "\(served.key)", "error": "\(error)"])
+            return RPCFailure(.internal, "cannot record \(served.key) in the checkpoint: \(error)")
+        }
+        switch outcome {
+        case .conflict(let holder):
+            let what = [holder.vlanID == served.vlanID ? "VLAN \(served.vlanID)" : nil,
+                        holder.ipv4 == served.ipv4 ? "address \(served.ipv4 ?? "")" : nil].compactMap { $0 }.joined(separator: " and ")
+            logger.error("branch interface conflict", metadata: ["pod": "\(served.key)", "holder": "\(holder.key)", "holder_container": "\(holder.containerID)", "vlan": "\(served.vlanID)"])
+            return RPCFailure(.conflict, "\(what) of \(served.key) (ENI \(served.eniID)) belong to running pod \(holder.key) "
+                + "(container \(holder.containerID), ENI \(holder.eniID)); the pod-eni annotation of one of them is stale or duplicated, "
+                + "and building \(served.key) would tear down \(holder.key)'s datapath")
+        case .recorded(let released):
+            for r in released {
+                logger.info("released an earlier holder", metadata: ["pod": "\(served.key)", "released": "\(r.key)", "container": "\(r.containerID)", "vlan": "\(r.vlanID)"])
+            }
+            return nil
+        }
+    }
+
     func del(_ pod: PodRequest) -> RPCReply {
-        switch registry.remove(key: pod.key, containerID: pod.containerID) {
+        let removed: (pod: ServedPod, removed: Bool)?
+        do { removed = try registry.remove(key: pod.key, containerID: pod.containerID) } catch {
+            // The pod's datapath is gone either way; the entry is dropped at the next start.
+            logger.error("cannot update the checkpoint", metadata: ["pod": "\(pod.key)", "error": "\(error)"])
+            removed = nil
+        }
+        switch removed {
         case let (s, true)?:
             logger.info("released branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(s.vlanID)"])
             return RPCReply(network: PodNetwork(branch: true, podIPv4: s.ipv4, vlanID: s.vlanID, branchMAC: s.mac, branchENIID: s.eniID,

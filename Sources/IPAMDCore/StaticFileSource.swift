@@ -1,4 +1,5 @@
 import Foundation
+import SystemIO
 import IPAMDProtocol
 import Logging
 import Synchronization
@@ -26,19 +27,27 @@ public final class StaticFileSource: PodENISource {
         var pods: [String: [PodENIAnnotation]]
     }
 
+    public typealias FileReader = @Sendable (String) throws(Errno) -> [UInt8]
+
     public let path: String
     private let logger: Logger
+    private let readFile: FileReader
+    /// Stamp and content change together, and a lookup answers from the state it checked:
+    /// a slow reader can never store an older file over a newer one, nor answer from one.
     private let state = Mutex(State())
 
-    public init(path: String, logger: Logger) {
+    public init(path: String, logger: Logger, readFile: @escaping FileReader = { (p) throws(Errno) in try FileIO.read(path: p) }) {
         self.path = path
         self.logger = logger
-        reloadIfChanged()
+        self.readFile = readFile
+        state.withLock { reloadIfChanged(&$0) }
     }
 
     public func lookup(key: String, containerID: String) -> PodENILookup {
-        reloadIfChanged()
-        return state.withLock { s in s.pods[key] ?? (containerID.isEmpty ? nil : s.pods[containerID]) } ?? .notFound
+        state.withLock { s in
+            reloadIfChanged(&s)
+            return s.pods[key] ?? (containerID.isEmpty ? nil : s.pods[containerID])
+        } ?? .notFound
     }
 
     static func validate(_ list: [PodENIAnnotation]) -> PodENILookup {
@@ -55,23 +64,23 @@ public final class StaticFileSource: PodENISource {
         return FileStamp(inode: UInt64(st.st_ino), size: Int64(st.st_size), mtimeSec: st.st_mtim.tv_sec, mtimeNsec: st.st_mtim.tv_nsec)
     }
 
-    func reloadIfChanged() {
+    /// Called with the state locked: one stat per lookup; a read and parse only when it changed.
+    func reloadIfChanged(_ s: inout State) {
         let now = stamp()
-        guard state.withLock({ $0.stamp != now }) else { return }
+        guard s.stamp != now else { return }
         guard now != nil else {
             logger.warning("pod-eni file is missing; keeping the last content", metadata: ["path": "\(path)"])
-            state.withLock { $0.stamp = nil }
+            s.stamp = nil
             return
         }
+        // Remember the stamp even for a broken file, so it is reported once, not on every request.
+        s.stamp = now
         do {
-            let data = try Data(contentsOf: URL(fileURLWithPath: path))
-            let shape = try JSONDecoder().decode(FileShape.self, from: data)
-            let pods = shape.pods.mapValues(Self.validate)
-            state.withLock { $0.pods = pods; $0.stamp = now }
+            let bytes = try readFile(path)
+            let shape = try JSONDecoder().decode(FileShape.self, from: Data(bytes))
+            s.pods = shape.pods.mapValues(Self.validate)
             logger.info("loaded pod-eni file", metadata: ["path": "\(path)", "pods": "\(shape.pods.count)"])
         } catch {
-            // Remember the stamp so a broken file is reported once, not on every request.
-            state.withLock { $0.stamp = now }
             logger.error("cannot read pod-eni file; keeping the last good content", metadata: ["path": "\(path)", "error": "\(error)"])
         }
     }

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// What the plugin needs from ipamd. A protocol so plugin logic is testable without a server.
 public protocol IPAMDClient {
     /// One request and its answer; `timeoutSeconds` bounds connecting, sending and receiving each.
@@ -36,7 +40,8 @@ public struct SocketIPAMDClient: IPAMDClient {
         do {
             try s.writeAll(Framing.encode(message: request))
             switch try s.readFrame() {
-            case .eof: throw IPAMDClientError.protocolError("ipamd closed the connection without answering")
+            // ipamd went away mid-request (a restart): the request may be retried.
+            case .eof: throw IPAMDClientError.transport(SocketError("recv: ipamd closed the connection without answering", errno: ECONNRESET))
             case .badMagic: throw IPAMDClientError.protocolError("answer is not an ipamd frame")
             case .tooLarge(let n): throw IPAMDClientError.protocolError("answer of \(n) bytes exceeds the limit")
             case .frame(let version, let payload):

@@ -76,6 +76,10 @@ public struct RPCFailure: Codable, Sendable, Hashable, Error, CustomStringConver
         case pending
         /// The pod of that name in the cluster has another UID (a recreated pod): refused.
         case podUIDMismatch
+        /// Another running pod holds the VLAN or the address: refused, naming both pods.
+        case conflict
+        /// ipamd is shutting down: retry against its successor.
+        case shuttingDown
         case `internal`
     }
 

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import SystemIO
 
 /// A failed socket syscall, errno kept.
 public struct SocketError: Error, Sendable, Hashable, CustomStringConvertible {
@@ -67,48 +68,22 @@ public final class UnixStream: @unchecked Sendable {
     }
 
     public func writeAll(_ bytes: [UInt8]) throws(SocketError) {
-        var off = 0
-        while off < bytes.count {
-            let n = bytes.withUnsafeBytes { send(fd, $0.baseAddress! + off, bytes.count - off, Int32(MSG_NOSIGNAL)) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SocketError("send", errno: errno)
-            }
-            off += n
-        }
+        do throws(Errno) { try SocketIO.sendFully(fd, bytes) } catch { throw SocketError("send", errno: error.rawValue) }
     }
 
     /// Reads exactly `count` bytes; nil on a clean EOF before the first byte.
     public func readExactly(_ count: Int) throws(SocketError) -> [UInt8]? {
-        var buf = [UInt8](repeating: 0, count: count)
-        var off = 0
-        while off < count {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + off, count - off, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SocketError("recv", errno: errno)
-            }
-            if n == 0 {
-                if off == 0 { return nil }
-                throw SocketError("recv: connection closed mid-frame", errno: ECONNRESET)
-            }
-            off += n
+        do throws(Errno) { return try SocketIO.receive(fd, exactly: count) } catch {
+            throw SocketError(error == .connectionReset ? "recv: connection closed mid-frame" : "recv", errno: error.rawValue)
         }
-        return buf
     }
 
     /// Reads whatever is available (at least 1 byte) or nil at EOF.
     public func readSome(max: Int = 65536) throws(SocketError) -> [UInt8]? {
-        var buf = [UInt8](repeating: 0, count: max)
-        while true {
-            let n = buf.withUnsafeMutableBytes { recv(fd, $0.baseAddress!, max, 0) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw SocketError("recv", errno: errno)
-            }
-            if n == 0 { return nil }
-            return Array(buf[0..<n])
-        }
+        do throws(Errno) {
+            let got = try SocketIO.receiveSome(fd, max: max)
+            return got.isEmpty ? nil : got
+        } catch { throw SocketError("recv", errno: error.rawValue) }
     }
 
     public enum FrameRead: Equatable {

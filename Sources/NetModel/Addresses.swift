@@ -157,6 +157,8 @@ public struct IPPrefix: Hashable, Sendable, CustomStringConvertible {
     }
 
     public var family: AddressFamily { address.family }
+    /// A single address: /32 (IPv4) or /128 (IPv6).
+    public var isHost: Bool { length == address.maxPrefixLength }
 
     /// The prefix with host bits cleared.
     public var network: IPPrefix {

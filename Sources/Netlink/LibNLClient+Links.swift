@@ -38,9 +38,11 @@ extension LibNLClient {
 
     /// `mtu` 0 keeps the kernel default. Neither end is brought up: setting IFF_UP in the
     /// creating message fails (ENOTCONN) when the peer goes to another namespace.
-    public func addVeth(name: String, peerName: String, peerNamespaceFD: Int32, mtu: UInt32) throws(NetlinkError) {
-        try check("add veth", "\(name) peer \(peerName) mtu \(mtu)",
-                  nlshim_link_add_veth(sock, name, peerName, peerNamespaceFD, mtu))
+    public func addVeth(name: String, peerName: String, peerNamespaceFD: Int32, mtu: UInt32,
+                        mac: MACAddress? = nil, peerMAC: MACAddress? = nil) throws(NetlinkError) {
+        let a = mac?.bytes, b = peerMAC?.bytes
+        let rc = a.withOptionalBytes { pa in b.withOptionalBytes { pb in nlshim_link_add_veth(sock, name, peerName, peerNamespaceFD, mtu, pa, pb) } }
+        try check("add veth", "\(name) peer \(peerName) mtu \(mtu)", rc)
     }
 
     public func addVLAN(name: String, parentIndex: Int32, vlanID: UInt16, mac: MACAddress) throws(NetlinkError) {
@@ -62,5 +64,15 @@ extension LibNLClient {
 
     public func deleteLink(index: Int32) throws(NetlinkError) {
         try check("delete link", "#\(index)", nlshim_link_delete(sock, index))
+    }
+}
+
+extension Optional where Wrapped == [UInt8] {
+    /// The bytes' address for a C call, or NULL.
+    func withOptionalBytes<R>(_ body: (UnsafePointer<UInt8>?) -> R) -> R {
+        switch self {
+        case .some(let a): a.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: body(nil)
+        }
     }
 }

@@ -9,8 +9,9 @@ public protocol NetlinkClient: AnyObject {
     func link(index: Int32) throws(NetlinkError) -> LinkInfo?
     func link(withMAC mac: MACAddress) throws(NetlinkError) -> LinkInfo?
     /// Creates a veth pair: `name` here, `peerName` in the namespace of `peerNamespaceFD`
-    /// (an open fd of /proc/<pid>/ns/net or /run/netns/<n>; -1 keeps the peer here). Both ends get `mtu`.
-    func addVeth(name: String, peerName: String, peerNamespaceFD: Int32, mtu: UInt32) throws(NetlinkError)
+    /// (an open fd of /proc/<pid>/ns/net or /run/netns/<n>; -1 keeps the peer here). Both ends get `mtu`;
+    /// `mac` / `peerMAC` nil let the kernel choose.
+    func addVeth(name: String, peerName: String, peerNamespaceFD: Int32, mtu: UInt32, mac: MACAddress?, peerMAC: MACAddress?) throws(NetlinkError)
     /// Creates an 802.1Q link on `parentIndex` with the given MAC; MTU is inherited from the parent.
     func addVLAN(name: String, parentIndex: Int32, vlanID: UInt16, mac: MACAddress) throws(NetlinkError)
     func setLinkUp(index: Int32) throws(NetlinkError)

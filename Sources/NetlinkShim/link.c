@@ -106,7 +106,7 @@ int nlshim_link_get_by_index(nlshim_sock *s, int32_t index, nlshim_link *out) {
 }
 
 int nlshim_link_add_veth(nlshim_sock *s, const char *name, const char *peer_name,
-                         int peer_netns_fd, uint32_t mtu) {
+                         int peer_netns_fd, uint32_t mtu, const uint8_t *mac, const uint8_t *peer_mac) {
     nlshim_begin(s);
     if (!nlshim_valid_name(name) || !nlshim_valid_name(peer_name)) return nlshim_reject(s, -EINVAL, NLSHIM_BAD_NAME);
     struct nl_msg *msg = link_msg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, 0, 0, 0);
@@ -115,6 +115,7 @@ int nlshim_link_add_veth(nlshim_sock *s, const char *name, const char *peer_name
     struct ifinfomsg peer_ifi = { .ifi_family = AF_UNSPEC };
     if (nla_put_string(msg, IFLA_IFNAME, name) < 0) goto fail;
     if (mtu && nla_put_u32(msg, IFLA_MTU, mtu) < 0) goto fail;
+    if (mac && nla_put(msg, IFLA_ADDRESS, ETH_ALEN, mac) < 0) goto fail;
     if (!(info = nla_nest_start(msg, IFLA_LINKINFO))) goto fail;
     if (nla_put_string(msg, IFLA_INFO_KIND, "veth") < 0) goto fail;
     if (!(data = nla_nest_start(msg, IFLA_INFO_DATA))) goto fail;
@@ -123,6 +124,7 @@ int nlshim_link_add_veth(nlshim_sock *s, const char *name, const char *peer_name
     if (nlmsg_append(msg, &peer_ifi, sizeof(peer_ifi), NLMSG_ALIGNTO) < 0) goto fail;
     if (nla_put_string(msg, IFLA_IFNAME, peer_name) < 0) goto fail;
     if (mtu && nla_put_u32(msg, IFLA_MTU, mtu) < 0) goto fail;
+    if (peer_mac && nla_put(msg, IFLA_ADDRESS, ETH_ALEN, peer_mac) < 0) goto fail;
     if (peer_netns_fd >= 0 && nla_put_u32(msg, IFLA_NET_NS_FD, (uint32_t)peer_netns_fd) < 0) goto fail;
     nla_nest_end(msg, peer);
     nla_nest_end(msg, data);

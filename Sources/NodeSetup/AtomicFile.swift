@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Musl)
 import Musl
 #endif
+import SystemIO
 
 public struct FileError: Error, Sendable, Hashable, CustomStringConvertible {
     public var operation: String
@@ -19,24 +20,7 @@ public struct FileError: Error, Sendable, Hashable, CustomStringConvertible {
 /// the old file or the new one, never a partial one.
 public enum AtomicFile {
     public static func read(_ path: String) throws(FileError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw FileError("open", path, errno: errno) }
-        defer { close(fd) }
-        var st = stat()
-        guard fstat(fd, &st) == 0 else { throw FileError("stat", path, errno: errno) }
-        // One allocation of the file's size (the plugin is ~15 MB): no regrowth while reading.
-        var out = [UInt8](repeating: 0, count: Int(st.st_size))
-        var off = 0
-        while off < out.count {
-            let n = out.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + off, $0.count - off) }
-            if n > 0 { off += n; continue }
-            if n == 0 { break }
-            if errno == EINTR { continue }
-            throw FileError("read", path, errno: errno)
-        }
-        // A file that shrank meanwhile: keep what was there.
-        if off < out.count { out.removeLast(out.count - off) }
-        return out
+        do throws(Errno) { return try FileIO.read(path: path) } catch { throw FileError("read", path, errno: error.rawValue) }
     }
 
     /// Replaces `path` with `bytes`, mode `mode`. Returns false (and writes nothing) when the file
@@ -45,12 +29,7 @@ public enum AtomicFile {
     public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t) throws(FileError) -> Bool {
         if hasMode(path, mode), (try? read(path)) == bytes { return false }
         try replace(path, mode: mode) { (fd, temp) throws(FileError) in
-            var off = 0
-            while off < bytes.count {
-                let n = bytes.withUnsafeBytes { write(fd, $0.baseAddress! + off, bytes.count - off) }
-                if n < 0 { if errno == EINTR { continue }; throw FileError("write", temp, errno: errno) }
-                off += n
-            }
+            do throws(Errno) { try fd.writeFully(bytes) } catch { throw FileError("write", temp, errno: error.rawValue) }
         }
         return true
     }
@@ -59,23 +38,17 @@ public enum AtomicFile {
     /// Returns false (and writes nothing) when the two files already match, bytes and mode.
     @discardableResult
     public static func replace(_ path: String, withCopyOf source: String, mode: mode_t) throws(FileError) -> Bool {
-        let src = open(source, O_RDONLY | O_CLOEXEC)
-        guard src >= 0 else { throw FileError("open", source, errno: errno) }
-        defer { close(src) }
+        let src: FileDescriptor
+        do throws(Errno) { src = try FileDescriptor.open(path: source, O_RDONLY) } catch { throw FileError("open", source, errno: error.rawValue) }
+        defer { src.closeQuietly() }
         if hasMode(path, mode), try sameContent(src, source, path) { return false }
-        guard lseek(src, 0, SEEK_SET) == 0 else { throw FileError("seek", source, errno: errno) }
+        guard lseek(src.rawValue, 0, SEEK_SET) == 0 else { throw FileError("seek", source, errno: errno) }
         try replace(path, mode: mode) { (fd, temp) throws(FileError) in
-            var buf = [UInt8](repeating: 0, count: 1 << 20)
             while true {
-                let n = buf.withUnsafeMutableBytes { Glibc.read(src, $0.baseAddress, $0.count) }
-                if n == 0 { return }
-                if n < 0 { if errno == EINTR { continue }; throw FileError("read", source, errno: errno) }
-                var off = 0
-                while off < n {
-                    let m = buf.withUnsafeBytes { write(fd, $0.baseAddress! + off, n - off) }
-                    if m < 0 { if errno == EINTR { continue }; throw FileError("write", temp, errno: errno) }
-                    off += m
-                }
+                let chunk: [UInt8]
+                do throws(Errno) { chunk = try src.readFully(count: 1 << 20) } catch { throw FileError("read", source, errno: error.rawValue) }
+                if chunk.isEmpty { return }
+                do throws(Errno) { try fd.writeFully(chunk) } catch { throw FileError("write", temp, errno: error.rawValue) }
             }
         }
         return true
@@ -87,31 +60,22 @@ public enum AtomicFile {
     }
 
     /// Whether the open `src` has the same bytes as the file at `path` (absent: false).
-    static func sameContent(_ src: Int32, _ source: String, _ path: String) throws(FileError) -> Bool {
-        let dst = open(path, O_RDONLY | O_CLOEXEC)
-        guard dst >= 0 else { return false }
-        defer { close(dst) }
+    static func sameContent(_ src: FileDescriptor, _ source: String, _ path: String) throws(FileError) -> Bool {
+        guard let dst = try? FileDescriptor.open(path: path, O_RDONLY) else { return false }
+        defer { dst.closeQuietly() }
         var a = stat(), b = stat()
-        guard fstat(src, &a) == 0 else { throw FileError("stat", source, errno: errno) }
-        guard fstat(dst, &b) == 0, a.st_size == b.st_size else { return false }
-        let chunk = 1 << 20
-        var x = [UInt8](repeating: 0, count: chunk), y = [UInt8](repeating: 0, count: chunk)
+        guard fstat(src.rawValue, &a) == 0 else { throw FileError("stat", source, errno: errno) }
+        guard fstat(dst.rawValue, &b) == 0, a.st_size == b.st_size else { return false }
         while true {
-            let n = x.withUnsafeMutableBytes { Glibc.read(src, $0.baseAddress, chunk) }
-            guard n >= 0 else { throw FileError("read", source, errno: errno) }
-            if n == 0 { return true }
-            var got = 0
-            while got < n {
-                let m = y.withUnsafeMutableBytes { Glibc.read(dst, $0.baseAddress! + got, n - got) }
-                guard m > 0 else { return false }
-                got += m
-            }
-            if memcmp(x, y, n) != 0 { return false }
+            let x: [UInt8]
+            do throws(Errno) { x = try src.readFully(count: 1 << 20) } catch { throw FileError("read", source, errno: error.rawValue) }
+            guard let y = try? dst.readFully(count: x.count), x == y else { return false }
+            if x.isEmpty { return true }
         }
     }
 
     /// The crash-safe replacement itself: `fill` writes the temp file's content.
-    static func replace(_ path: String, mode: mode_t, fill: (Int32, String) throws(FileError) -> Void) throws(FileError) {
+    static func replace(_ path: String, mode: mode_t, fill: (FileDescriptor, String) throws(FileError) -> Void) throws(FileError) {
         let dir = directory(of: path)
         try makeDirectories(dir)
         let temp = "\(dir)/.\(basename(of: path)).\(getpid()).tmp"
@@ -122,7 +86,7 @@ public enum AtomicFile {
         defer { if !ok { unlink(temp) } }
         do {
             defer { close(fd) }
-            try fill(fd, temp)
+            try fill(FileDescriptor(rawValue: fd), temp)
             // The umask may have narrowed the mode given to open.
             guard fchmod(fd, mode) == 0 else { throw FileError("chmod", temp, errno: errno) }
             guard fsync(fd) == 0 else { throw FileError("fsync", temp, errno: errno) }

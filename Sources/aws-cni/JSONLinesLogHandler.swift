@@ -6,6 +6,7 @@ import Musl
 import CNI
 import IPAMDProtocol
 import Logging
+import SystemIO
 
 /// One JSON object per line, appended to the plugin log file (or stderr). Never stdout: stdout
 /// carries the CNI result. Each write is a single write(2) on an O_APPEND fd, so lines from
@@ -23,18 +24,17 @@ struct JSONLinesLogHandler: LogHandler {
     }
 
     static func openAppend(_ path: String) -> Int32 {
-        var fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        if fd < 0 && errno == ENOENT {
+        func open() throws(Errno) -> FileDescriptor { try FileDescriptor.open(path: path, O_WRONLY | O_APPEND | O_CREAT) }
+        do { return try open().rawValue } catch where error == .noSuchFileOrDirectory {
             // First run on a node: create the log directory (and parents) like the reference does.
             var dir = ""
             for part in path.split(separator: "/").dropLast() {
                 dir += "/" + part
                 mkdir(dir, 0o755)
             }
-            fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
-        }
+        } catch {}
         // A log file we cannot open must not fail the pod: fall back to stderr.
-        return fd >= 0 ? fd : 2
+        return (try? open().rawValue) ?? 2
     }
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -47,8 +47,8 @@ struct JSONLinesLogHandler: LogHandler {
         for (k, v) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, b in b }) { fields[k] = "\(v)" }
         if let e = event.error { fields["error"] = "\(e)" }
         let text = CNIJSON.encode(fields) + "\n"
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { write(fd, $0.baseAddress, bytes.count) }
+        // Best effort: a full disk must not fail the pod's network.
+        try? FileDescriptor(rawValue: fd).writeFully(Array(text.utf8))
     }
 
     static func timestamp() -> String { Timestamp.rfc3339Now(fractionDigits: 3) }

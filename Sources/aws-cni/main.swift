@@ -8,19 +8,12 @@ import CNIPlugin
 import Datapath
 import IPAMDProtocol
 import Logging
+import SystemIO
 
 // The only place that touches the process: environment, stdin, stdout, exit code, logging setup.
 
-func readStdin() -> [UInt8] {
-    var out: [UInt8] = []
-    var buf = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = buf.withUnsafeMutableBytes { read(0, $0.baseAddress, 65536) }
-        if n > 0 { out += buf[0..<n]; continue }
-        if n < 0 && errno == EINTR { continue }
-        return out
-    }
-}
+/// A runtime that went away must not kill us silently mid-DEL: writes report EPIPE instead.
+signal(SIGPIPE, SIG_IGN)
 
 func processEnvironment() -> [String: String] {
     var env: [String: String] = [:]
@@ -36,7 +29,15 @@ func processEnvironment() -> [String: String] {
 let environment = processEnvironment()
 let command = environment["CNI_COMMAND"] ?? ""
 // VERSION and STATUS need no config from stdin beyond the version; skip reading a tty.
-let stdinBytes = (command == "VERSION" && isatty(0) == 1) ? [] : readStdin()
+let stdinBytes: [UInt8]
+do throws(Errno) {
+    stdinBytes = (command == "VERSION" && isatty(0) == 1) ? [] : try FileDescriptor.standardInput.readToEnd()
+} catch {
+    // Nothing was decided yet; the runtime gets a CNI error it can show.
+    let e = CNIError(.ioFailure, "cannot read the network configuration from stdin", details: "\(error.text) (errno \(error.rawValue))")
+    try? FileDescriptor.standardOutput.writeFully(Array(CNIJSON.encode(CNIErrorJSON(e, version: CNIVersion.latest)).utf8))
+    exit(1)
+}
 
 let dispatcher = Dispatcher(
     makeIPAMD: { SocketIPAMDClient(path: $0.ipamdSocket) },
@@ -56,12 +57,12 @@ let dispatcher = Dispatcher(
 
 let outcome = dispatcher.run(environment: environment, stdin: stdinBytes)
 if !outcome.stdout.isEmpty {
-    let bytes = Array((outcome.stdout + "\n").utf8)
-    var off = 0
-    while off < bytes.count {
-        let n = bytes.withUnsafeBytes { write(1, $0.baseAddress! + off, bytes.count - off) }
-        if n <= 0 { break }
-        off += n
+    do throws(Errno) {
+        try FileDescriptor.standardOutput.writeFully(Array((outcome.stdout + "\n").utf8))
+    } catch {
+        // The runtime never got the answer, so it must not take this run for a success.
+        try? FileDescriptor.standardError.writeFully(Array("aws-cni: cannot write the result to stdout: \(error.text) (errno \(error.rawValue))\n".utf8))
+        exit(1)
     }
 }
 exit(outcome.exitCode)

@@ -16,7 +16,9 @@ let config: IPAMDConfig
 do {
     config = try IPAMDConfig.fromEnvironment(ProcessInfo.processInfo.environment)
 } catch {
-    FileHandle.standardError.write(Data("ipamd: invalid configuration: \(error)\n".utf8))
+    // Every problem at once, one line each, so one restart is enough to fix them.
+    let lines = error.problems.map { "ipamd: invalid configuration: \($0)\n" }.joined()
+    FileHandle.standardError.write(Data(lines.utf8))
     exit(2)
 }
 
@@ -82,7 +84,22 @@ do {
     exit(1)
 }
 
-let daemon = Daemon(config: config, source: source, trunk: trunk, logger: logger)
+// The pods served before a restart: who holds which VLAN and address (the ADD conflict check).
+let registry = PodRegistry(store: FileCheckpoint(path: config.checkpointPath))
+do {
+    let restored = try registry.restore()
+    // Reconcile with the node: a pod deleted while ipamd was down no longer has its VLAN link
+    // tagged with its container.
+    let links = try LibNLClient().links()
+    let dropped = try registry.prune { p in links.contains { $0.name == "vlan.eth.\(p.vlanID)" && $0.alias == p.containerID } }
+    logger.info("checkpoint", metadata: ["path": "\(config.checkpointPath)", "restored": "\(restored)", "gone": "\(dropped.map(\.key))"])
+} catch {
+    // An unreadable checkpoint must not take the node's pod networking down: serve without
+    // it (the next write replaces it); only the conflict check is blind to the pods it held.
+    logger.error("cannot use the checkpoint; starting without the pods it recorded", metadata: ["error": "\(error)"])
+}
+
+let daemon = Daemon(config: config, source: source, trunk: trunk, registry: registry, logger: logger)
 do {
     try daemon.start()
 } catch {
@@ -108,6 +125,8 @@ let startup = ContinuousClock.now - started
 logger.info("ipamd ready", metadata: ["startup_ms": "\(startup.components.seconds * 1000 + startup.components.attoseconds / 1_000_000_000_000_000)"])
 let sig = Daemon.waitForTermination()
 logger.info("shutting down", metadata: ["signal": "\(sig)"])
+// Waiting AddNetworks are answered "shutting down" (CNI code 11) before the sockets drain.
+source.shutdown()
 reconciler?.stop()
 daemon.stop()
 kubernetes?.stopBlocking()

@@ -58,7 +58,7 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
             config.node.enablePodENI = true
             config.rpcSocket = dir + "/ipamd.sock"
             config.debugSocket = dir + "/debug.sock"
-            let daemon = Daemon(config: config, source: source.cache, trunk: FixedTrunk(index: 4), logger: quiet)
+            let daemon = Daemon(config: config, source: source.cache, trunk: FixedTrunk(index: 4), registry: PodRegistry(), logger: quiet)
             try daemon.start()
             defer { daemon.stop() }
             let requestsBefore = server.requests()

@@ -325,7 +325,7 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
 }
 
 @Suite struct KubernetesSettingsTests {
-    let base = ["TRUNK_INTERFACE": "eth1", "MY_NODE_NAME": "ip-10-0-0-1.ec2.internal"]
+    let base = ["TRUNK_INTERFACE": "eth1", "MY_NODE_NAME": "ip-10-0-0-1.ec2.internal", "VPC_CIDRS": "10.0.0.0/16"]
 
     @Test func defaultsAndValues() throws {
         let c = try IPAMDConfig.fromEnvironment(base)

@@ -82,7 +82,8 @@ private final class Fabric {
         BranchPod(mode: mode, vlanID: vlan, podIP: IPAddress("10.0.40.12")!, subnetGateway: IPAddress("10.0.32.1")!,
                   branchMAC: MACAddress("0a:1b:2c:3d:4e:5f")!, trunkIndex: trunkIndex,
                   hostVeth: Naming.hostVethName(prefix: mode == .strict ? "vlan" : "eni", podNamespace: "default", podName: "nginx"),
-                  containerInterface: "eth0", mtu: 9001, owner: "c1")
+                  containerInterface: "eth0", mtu: 9001, owner: "c1",
+                  hostVethMAC: MACAddress("02:00:00:00:00:01")!, containerMAC: MACAddress("02:00:00:00:00:02")!)
     }
 
     /// ipamd answering with branch details for VLAN 7 on the trunk at `parentIfIndex`.
@@ -146,6 +147,11 @@ private func conf(_ mode: String, prev: String? = nil) -> [UInt8] {
         }
         #expect(try f.pod.ip("route", "show") == "default via 169.254.1.1 dev eth0 \n169.254.1.1 dev eth0 scope link \n")
         let hostMAC = try #require(try f.nodeNL.link(named: p.hostVeth)?.mac)
+        // Both ends carry the planned MACs, set at creation (NET_ADDR_SET = 3), so udev's
+        // MACAddressPolicy=persistent leaves them alone; the kernel's own would be 1 (random).
+        #expect(hostMAC == p.hostVethMAC)
+        #expect(try f.node.exec(["cat", "/sys/class/net/\(p.hostVeth)/addr_assign_type"]).out == "3\n")
+        #expect(try f.pod.exec(["cat", "/sys/class/net/eth0/addr_assign_type"]).out == "3\n")
         #expect(try f.pod.ip("neigh", "show").hasPrefix("169.254.1.1 dev eth0 lladdr \(hostMAC) PERMANENT"))
         #expect(provider.sysctl.written["net/ipv6/conf/\(p.hostVeth)/accept_ra"] == "0")
 
@@ -153,7 +159,9 @@ private func conf(_ mode: String, prev: String? = nil) -> [UInt8] {
         _ = try f.pod.ip("route", "del", "default")
         #expect(try PlanVerifier(context: ctx).differences(steps) == ["pod route default via 169.254.1.1 dev eth0 table main is missing"])
 
-        let failures = PlanApplier(context: ctx, logger: quiet).teardown(BranchPodPlanner.teardown(BranchPodIdentity(vlanID: 7, podIP: p.podIP, hostVeth: p.hostVeth)))
+        let scope = TeardownScope(vlanID: 7, podIP: p.podIP, hostVeths: [p.hostVeth])
+        let state = try LiveDiscovery.hostState(for: scope, owner: "c1", host: ctx.host)
+        let failures = PlanApplier(context: ctx, logger: quiet).teardown(TeardownPlanner.delete(scope, owner: "c1", state: state))
         #expect(failures.isEmpty)
         #expect(try f.nodeState() == baseline)
         #expect(try f.pod.ip("-o", "link", "show").contains("eth0") == false)
@@ -167,12 +175,18 @@ private func conf(_ mode: String, prev: String? = nil) -> [UInt8] {
         let ctx = try provider.podContext(netnsPath: f.pod.path)
         let p = f.pod(mode)
         try PlanApplier(context: ctx, logger: quiet).setup(withoutVLAN(BranchPodPlanner.setup(p), vlanLink: p.vlanLink))
-        #expect(try LiveDiscovery.branchPod(owner: "c1", hostVeth: p.hostVeth, host: f.nodeNL) == BranchPodIdentity(vlanID: 7, podIP: p.podIP, hostVeth: p.hostVeth))
-        #expect(try LiveDiscovery.branchPod(owner: "c1", hostVeth: "vlan00000000000", host: f.nodeNL) == nil)
-        // The owner tag is readable back through libnl.
+        #expect(try LiveDiscovery.branchPod(owner: "c1", hostVeths: [p.hostVeth], host: f.nodeNL) == BranchPodIdentity(vlanID: 7, podIP: p.podIP, hostVeth: p.hostVeth))
+        #expect(try LiveDiscovery.branchPod(owner: "c1", hostVeths: ["vlan00000000000"], host: f.nodeNL) == nil)
+        // The owner tag is readable back through libnl, and the planner leaves it to its owner.
         #expect(try f.nodeNL.link(named: p.hostVeth)?.alias == "c1")
-        #expect(LiveDiscovery.mayRemove(p.hostVeth, owner: "c1", host: f.nodeNL))
-        #expect(!LiveDiscovery.mayRemove(p.hostVeth, owner: "c2", host: f.nodeNL))
+        let scope = TeardownScope(vlanID: 7, podIP: p.podIP, hostVeths: [p.hostVeth])
+        let state = try LiveDiscovery.hostState(for: scope, owner: "c2", host: f.nodeNL)
+        #expect(state.holder(ofLink: p.hostVeth) == .container("c1"))
+        // c2 may take only what nobody owns (here the strict rule naming the absent VLAN link).
+        let byOther = TeardownPlanner.delete(scope, owner: "c2", state: state)
+        #expect(!byOther.contains(.deleteLink(.host, p.hostVeth)))
+        #expect(byOther.allSatisfy { if case .deleteRule(let r) = $0 { r.inputInterface == p.vlanLink } else { false } }, "\(byOther)")
+        #expect(TeardownPlanner.delete(scope, owner: "c1", state: state).contains(.deleteLink(.host, p.hostVeth)))
     }
 
     @Test(.enabled(if: isRoot, "needs root: creates network namespaces"))

@@ -18,6 +18,8 @@ final class FakeNetlink: NetlinkClient {
     var peers: [Int32: FakeNetlink] = [:]
     /// Fails the n-th mutating call (1-based) with this errno, to test rollback.
     var failAt: (call: Int, errno: Int32)?
+    /// Fails every read (lookups and dumps) with this errno, e.g. EPERM.
+    var failReads: Int32?
     var mutations = 0
     var calls: [String] = []
     var supportsVLAN = true
@@ -49,17 +51,21 @@ final class FakeNetlink: NetlinkClient {
         neighborList.removeAll { $0.linkIndex == l.index }
     }
 
-    func links() throws(NetlinkError) -> [LinkInfo] { Array(linkTable.values) }
-    func link(named name: String) throws(NetlinkError) -> LinkInfo? { nameLookups += 1; return linkTable[name] }
+    func read(_ op: String) throws(NetlinkError) {
+        if let e = failReads { throw NetlinkError(operation: op, errno: e) }
+    }
+
+    func links() throws(NetlinkError) -> [LinkInfo] { try read("links"); return Array(linkTable.values) }
+    func link(named name: String) throws(NetlinkError) -> LinkInfo? { try read("link"); nameLookups += 1; return linkTable[name] }
     func link(index: Int32) throws(NetlinkError) -> LinkInfo? { linkTable.values.first { $0.index == index } }
     func link(withMAC mac: MACAddress) throws(NetlinkError) -> LinkInfo? { linkTable.values.first { $0.mac == mac } }
 
-    func addVeth(name: String, peerName: String, peerNamespaceFD: Int32, mtu: UInt32) throws(NetlinkError) {
+    func addVeth(name: String, peerName: String, peerNamespaceFD: Int32, mtu: UInt32, mac: MACAddress?, peerMAC: MACAddress?) throws(NetlinkError) {
         try mutate("addVeth \(name)")
         let peerNS = peerNamespaceFD >= 0 ? peers[peerNamespaceFD]! : self
         guard linkTable[name] == nil, peerNS.linkTable[peerName] == nil else { throw NetlinkError(operation: "addVeth", errno: EEXIST) }
-        let a = addLink(name, kind: "veth", mtu: mtu)
-        let b = peerNS.addLink(peerName, kind: "veth", mtu: mtu)
+        let a = addLink(name, kind: "veth", mac: mac, mtu: mtu)
+        let b = peerNS.addLink(peerName, kind: "veth", mac: peerMAC, mtu: mtu)
         vethPeers[a.name] = (peerNS, b.name)
     }
 
@@ -121,7 +127,7 @@ final class FakeNetlink: NetlinkClient {
         }
         routeList.remove(at: i)
     }
-    func routes(family: AddressFamily) throws(NetlinkError) -> [Route] { routeList.filter { $0.destination.family == family } }
+    func routes(family: AddressFamily) throws(NetlinkError) -> [Route] { try read("routes"); return routeList.filter { $0.destination.family == family } }
 
     func addRule(_ r: Rule) throws(NetlinkError) {
         try mutate("addRule \(r)")
@@ -133,7 +139,7 @@ final class FakeNetlink: NetlinkClient {
         guard let i = ruleList.firstIndex(of: r) else { throw NetlinkError(operation: "deleteRule", errno: ENOENT) }
         ruleList.remove(at: i)
     }
-    func rules(family: AddressFamily) throws(NetlinkError) -> [Rule] { ruleDumps += 1; return ruleList.filter { $0.family == family } }
+    func rules(family: AddressFamily) throws(NetlinkError) -> [Rule] { try read("rules"); ruleDumps += 1; return ruleList.filter { $0.family == family } }
 
     func addNeighbor(_ n: Neighbor) throws(NetlinkError) {
         try mutate("addNeighbor \(n.address)")
@@ -157,23 +163,48 @@ struct FakeSysctl: SysctlWriter {
     func read(_ key: String) throws(SysctlError) -> String { "0" }
 }
 
-/// A host and one pod namespace (fd 7).
+/// A host and pod namespaces by path (the first, /var/run/netns/pod1, exists from the start).
 final class FakeDatapath: DatapathProvider {
     let host = FakeNetlink()
-    let pod = FakeNetlink()
     let trunk: LinkInfo
+    private(set) var namespaces: [String: (fd: Int32, ns: FakeNetlink)] = [:]
+    private var nextFD: Int32 = 7
 
     init() {
         trunk = host.addLink("eth1", kind: "", mac: MACAddress("0a:00:00:00:00:01"), mtu: 9001, up: true)
-        host.peers[7] = pod
+        addNamespace("/var/run/netns/pod1")
+    }
+
+    /// The first pod namespace.
+    var pod: FakeNetlink { namespaces["/var/run/netns/pod1"]!.ns }
+
+    @discardableResult
+    func addNamespace(_ path: String) -> FakeNetlink {
+        let ns = FakeNetlink()
+        namespaces[path] = (nextFD, ns)
+        host.peers[nextFD] = ns
+        nextFD += 1
+        return ns
+    }
+
+    /// What the kernel does when a pod's netns goes: its links die, and the host ends of their
+    /// veths (with the routes through them) go too.
+    func deleteNamespace(_ path: String) {
+        guard let (fd, ns) = namespaces.removeValue(forKey: path) else { return }
+        host.peers[fd] = nil
+        for (hostName, peer) in host.vethPeers where peer.0 === ns {
+            if let l = host.linkTable[hostName] { host.removeLink(l) }
+            host.vethPeers[hostName] = nil
+        }
+        for l in ns.linkTable.values { ns.removeLink(l) }
     }
 
     func hostContext() throws(NetlinkError) -> DatapathContext {
         DatapathContext(host: host, pod: nil, podNamespaceFD: -1, sysctl: FakeSysctl())
     }
     func podContext(netnsPath: String) throws(NetlinkError) -> DatapathContext {
-        guard netnsPath == "/var/run/netns/pod1" else { throw NetlinkError(operation: "open netns", errno: ENOENT, detail: netnsPath) }
-        return DatapathContext(host: host, pod: pod, podNamespaceFD: 7, sysctl: FakeSysctl())
+        guard let (fd, ns) = namespaces[netnsPath] else { throw NetlinkError(operation: "open netns", errno: ENOENT, detail: netnsPath) }
+        return DatapathContext(host: host, pod: ns, podNamespaceFD: fd, sysctl: FakeSysctl())
     }
 }
 

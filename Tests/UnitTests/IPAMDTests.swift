@@ -59,6 +59,38 @@ let podsFile = #"""
         env[key] = value
         #expect { try IPAMDConfig.fromEnvironment(env) } throws: { ($0 as! ConfigError).variable == key }
     }
+
+    /// Defect 13: every invalid or missing variable in one message, each with what is accepted.
+    @Test func reportsEveryProblemAtOnce() throws {
+        var env = base
+        env["TRUNK_INTERFACE"] = nil
+        env["POD_SECURITY_GROUP_ENFORCING_MODE"] = "lax"
+        env["AWS_VPC_K8S_CNI_RANDOMIZESNAT"] = "always"
+        env["POD_MTU"] = "9"
+        env["CNI_BIN_DIR"] = "bin"
+        #expect { try IPAMDConfig.fromEnvironment(env) } throws: { e in
+            let c = e as! ConfigError
+            return c.variables == ["TRUNK_INTERFACE", "POD_SECURITY_GROUP_ENFORCING_MODE", "AWS_VPC_K8S_CNI_RANDOMIZESNAT", "CNI_BIN_DIR", "POD_MTU"]
+                && c.description.split(separator: "\n").count == 5
+                && c.description.contains("POD_SECURITY_GROUP_ENFORCING_MODE: invalid value \"lax\"; accepted values: strict, standard")
+                && c.description.contains("AWS_VPC_K8S_CNI_RANDOMIZESNAT: invalid value \"always\"; accepted values: prng, hashrandom, none")
+        }
+    }
+
+    /// Defect 1: with node SNAT on, no VPC CIDRs means pod traffic to the VPC would be SNATed to
+    /// the node's address: ipamd refuses to start instead (fail closed).
+    @Test func noVPCCIDRsWithSNATFailsClosed() throws {
+        var env = base
+        env["VPC_CIDRS"] = nil
+        #expect { try IPAMDConfig.fromEnvironment(env) } throws: { e in
+            let c = e as! ConfigError
+            return c.variables == ["VPC_CIDRS"] && c.message.contains("AWS_VPC_K8S_CNI_EXTERNALSNAT")
+        }
+        env["VPC_CIDRS"] = " "
+        #expect(throws: ConfigError.self) { try IPAMDConfig.fromEnvironment(env) }
+        env["AWS_VPC_K8S_CNI_EXTERNALSNAT"] = "true"
+        #expect(try IPAMDConfig.fromEnvironment(env).vpcCIDRs.isEmpty)
+    }
 }
 
 @Suite struct RPCHandlerTests {
@@ -158,7 +190,7 @@ let podsFile = #"""
         config.node.enablePodENI = true
         config.rpcSocket = dir + "/ipamd.sock"
         config.debugSocket = dir + "/debug.sock"
-        let d = Daemon(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: 4), logger: quiet)
+        let d = Daemon(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: 4), registry: PodRegistry(), logger: quiet)
         try d.start()
         return d
     }

@@ -6,11 +6,11 @@ func samplePod(_ mode: PodSGEnforcingMode) -> BranchPod {
     let veth = Naming.hostVethName(prefix: Naming.vethPrefix(mode: mode, configuredPrefix: "eni"), podNamespace: "default", podName: "nginx")
     return BranchPod(mode: mode, vlanID: 7, podIP: IPAddress("10.0.40.12")!, subnetGateway: IPAddress("10.0.32.1")!,
                      branchMAC: MACAddress("0a:1b:2c:3d:4e:5f")!, trunkIndex: 3, hostVeth: veth, containerInterface: "eth0", mtu: 9001,
-                     owner: "c1")
+                     owner: "c1", hostVethMAC: MACAddress("02:00:00:00:00:01")!, containerMAC: MACAddress("02:00:00:00:00:02")!)
 }
 
 func commonPodSide(_ veth: String) -> [String] { [
-    "host: link add \(veth) type veth peer eth0 netns pod mtu 9001",
+    "host: link add \(veth) address 02:00:00:00:00:01 type veth peer eth0 address 02:00:00:00:00:02 netns pod mtu 9001",
     "host: link set \(veth) alias c1",
     "host: link set \(veth) up",
     "host: sysctl net/ipv6/conf/\(veth)/accept_ra=0",
@@ -20,7 +20,7 @@ func commonPodSide(_ veth: String) -> [String] { [
     "pod: addr add 10.0.40.12/32 dev eth0",
     "pod: route replace 169.254.1.1/32 dev eth0 table main scope link",
     "pod: route replace default via 169.254.1.1 dev eth0 table main",
-    "pod: neigh replace 169.254.1.1 lladdr <mac of \(veth)> dev eth0 nud permanent",
+    "pod: neigh replace 169.254.1.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent",
     "host: link add vlan.eth.7 link #3 type vlan id 7 address 0a:1b:2c:3d:4e:5f",
     "host: link set vlan.eth.7 alias c1",
     "host: sysctl net/ipv6/conf/vlan.eth.7/accept_ra=0",
@@ -50,54 +50,12 @@ func commonPodSide(_ veth: String) -> [String] { [
         ])
     }
 
-    @Test func teardownCoversBothModes() {
-        let id = BranchPodIdentity(vlanID: 7, podIP: IPAddress("10.0.40.12"), hostVeth: "enic440f455693")
-        #expect(BranchPodPlanner.teardown(id).map(\.description) == [
-            "host: rule del all prio 10 table 107",
-            "host: rule del all prio 512 to 10.0.40.12/32",
-            "host: rule del all prio 1536 from 10.0.40.12/32",
-            "host: link del vlan.eth.7",
-            "host: route del 10.0.40.12/32 dev enic440f455693 table main scope link",
-            "host: link del enic440f455693",
-        ])
-    }
-
-    @Test func teardownWithVLANOnly() {
-        #expect(BranchPodPlanner.teardown(BranchPodIdentity(vlanID: 120, podIP: nil, hostVeth: nil)).map(\.description) == [
-            "host: rule del all prio 10 table 220",
-            "host: link del vlan.eth.120",
-        ])
-    }
-
-    @Test func cleanupRemovesStaleIIFRulesFirst() {
-        let steps = BranchPodPlanner.cleanupBeforeSetup(samplePod(.strict)).map(\.description)
-        #expect(steps.first == "host: rule del all prio 10 iif vlanc440f455693")
-        #expect(steps.contains("host: link del vlan.eth.7"))
-        #expect(steps.last == "host: link del vlanc440f455693")
-    }
-
-    @Test func teardownSelectorsMatchWhatSetupCreates() {
-        // Every rule either mode creates must be removed by the mode-independent teardown.
-        for mode in PodSGEnforcingMode.allCases {
-            let pod = samplePod(mode)
-            let created = BranchPodPlanner.setup(pod).compactMap { step -> Rule? in
-                if case .rule(let r) = step { return r } else { return nil }
-            }
-            let selectors = BranchPodPlanner.teardown(BranchPodIdentity(vlanID: 7, podIP: pod.podIP, hostVeth: pod.hostVeth)).compactMap { step -> RuleSelector? in
-                if case .deleteRules(let s) = step { return s } else { return nil }
-            }
-            #expect(created.count == 2)
-            for r in created { #expect(selectors.contains { $0.matches(r) }, "\(mode): \(r) survives teardown") }
+    @Test func vethMACsAreLocallyAdministeredUnicast() {
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<100 {
+            let m = VethMAC.random(using: &g)
+            #expect(m.bytes[0] & 0x02 == 0x02 && m.isUnicast)
         }
-    }
-
-    @Test func teardownDoesNotTouchOtherPods() {
-        let other = Rule(priority: 10, table: 108, inputInterface: "vlan.eth.8")
-        let otherFrom = Rule(priority: 1536, table: 108, source: IPPrefix("10.0.40.13/32"))
-        let selectors = BranchPodPlanner.teardown(BranchPodIdentity(vlanID: 7, podIP: IPAddress("10.0.40.12"), hostVeth: "x")).compactMap { step -> RuleSelector? in
-            if case .deleteRules(let s) = step { return s } else { return nil }
-        }
-        #expect(!selectors.contains { $0.matches(other) || $0.matches(otherFrom) })
     }
 }
 

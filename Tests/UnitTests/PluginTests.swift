@@ -285,7 +285,34 @@ func code(_ o: Outcome) -> UInt32? {
         #expect(add.exitCode == 0)
         #expect(add.stdout.contains(#""cniVersion":"\#(v)""#))
         #expect(add.stdout.contains(#""version":"4""#) == v.hasPrefix("0."))
-        #expect(h.run("CHECK", conf: Harness.conf(version: v, prevResult: add.stdout)).exitCode == 0)
         #expect(h.run("DEL", conf: Harness.conf(version: v, prevResult: add.stdout)).exitCode == 0)
+    }
+
+    /// Every verb at every version: a verb newer than the configuration's version gets the
+    /// spec's error (code 1), never a silent success (CHECK from 0.4.0, STATUS and GC from 1.1.0).
+    @Test(arguments: CNIVersion.supported)
+    func everyVerbAtEveryVersion(_ v: String) throws {
+        let h = Harness()
+        let add = h.run("ADD", conf: Harness.conf(version: v))
+        #expect(add.exitCode == 0, "ADD \(v): \(add.stdout)")
+        let gc = #"{"cniVersion":"\#(v)","name":"aws-cni","type":"aws-cni","cni.dev/valid-attachments":[{"containerID":"c1","ifname":"eth0"}]}"#
+        let outcomes: [(verb: String, introduced: String?, outcome: Outcome)] = [
+            ("VERSION", nil, h.run("VERSION", conf: Harness.conf(version: v))),
+            ("CHECK", "0.4.0", h.run("CHECK", conf: Harness.conf(version: v, prevResult: add.stdout))),
+            ("STATUS", "1.1.0", h.run("STATUS", conf: Harness.conf(version: v))),
+            ("GC", "1.1.0", h.run("GC", conf: gc)),
+            ("DEL", nil, h.run("DEL", conf: Harness.conf(version: v, prevResult: add.stdout))),
+        ]
+        for (verb, introduced, out) in outcomes {
+            if let first = introduced, CNIVersion.isOlder(v, than: first) {
+                let e = try CNIJSON.decode(CNIErrorJSON.self, from: Array(out.stdout.utf8))
+                #expect(out.exitCode != 0 && e.code == 1, "\(verb) at \(v): \(out.stdout)")
+                #expect(e.msg == "config version does not allow \(verb)" && e.cniVersion == v)
+            } else {
+                #expect(out.exitCode == 0, "\(verb) at \(v): \(out.stdout)")
+            }
+        }
+        // GC at 1.1.0 kept the valid attachment: DEL still had something to remove.
+        #expect(h.dp.host.linkTable["vlan.eth.7"] == nil)
     }
 }

@@ -64,9 +64,10 @@ int nlshim_link_get_by_name(nlshim_sock *sock, const char *name, nlshim_link *ou
 int nlshim_link_get_by_index(nlshim_sock *sock, int32_t index, nlshim_link *out);
 
 /// Creates a veth pair `name` (here) / `peer_name` (in `peer_netns_fd`, or here when -1).
-/// `mtu` applies to both ends; 0 keeps the kernel default. Neither end is brought up.
+/// `mtu` applies to both ends; 0 keeps the kernel default. `mac` / `peer_mac` set each end's
+/// address (NULL: the kernel picks a random one). Neither end is brought up.
 int nlshim_link_add_veth(nlshim_sock *sock, const char *name, const char *peer_name,
-                         int peer_netns_fd, uint32_t mtu);
+                         int peer_netns_fd, uint32_t mtu, const uint8_t *mac, const uint8_t *peer_mac);
 /// Creates an 802.1Q link on `parent_index` with the given MAC.
 int nlshim_link_add_vlan(nlshim_sock *sock, const char *name, int32_t parent_index,
                          uint16_t vlan_id, const uint8_t mac[6]);

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 // The subset of the Kubernetes wire format ipamd reads. Unknown fields are ignored, so newer
 // API servers keep working.

@@ -1,3 +1,5 @@
+import SystemIO
+
 /// Everything the Kubernetes client can fail with, typed so callers decide: retry, re-list, or stop.
 public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
     /// The configuration (in-cluster files, kubeconfig) is unusable; the message names the file or key.
@@ -30,4 +32,19 @@ public enum KubeError: Error, Sendable, CustomStringConvertible, Equatable {
     public var isConflict: Bool { if case .status(409, _, _) = self { true } else { false } }
     public var isNotFound: Bool { if case .status(404, _, _) = self { true } else { false } }
     public var isTLS: Bool { if case .tls = self { true } else { false } }
+}
+
+/// A file that could not be read, with the errno that says why (missing, permission, ...).
+public struct FileError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var path: String
+    public var errno: Int32
+
+    public init(path: String, errno: Int32) { self.path = path; self.errno = errno }
+
+    public var description: String { "\(path): \(Errno(rawValue: errno).text) (errno \(errno))" }
+
+    /// The whole file, through the syscall layer (FileManager would drop the errno).
+    public static func read(_ path: String) throws(FileError) -> [UInt8] {
+        do throws(Errno) { return try FileIO.read(path: path) } catch { throw FileError(path: path, errno: error.rawValue) }
+    }
 }

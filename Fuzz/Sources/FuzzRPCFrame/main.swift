@@ -1,0 +1,31 @@
+// An ipamd RPC frame as read from the unix socket: 12-byte header, then the JSON payload, which
+// is decoded both as a request (ipamd's side) and as a reply (aws-cni's side).
+import IPAMDProtocol
+
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
+    let bytes = Array(UnsafeRawBufferPointer(start: start, count: count))
+    let header = Array(bytes.prefix(Framing.headerSize))
+    let payload = Array(bytes.dropFirst(Framing.headerSize))
+    switch Framing.parseHeader(header) {
+    case .valid(let version, let length):
+        _ = (version, length)
+    case .badMagic, .tooLarge:
+        break
+    }
+    _ = try? Framing.decode(RPCRequest.self, payload: payload)
+    if let reply = try? Framing.decode(RPCReply.self, payload: payload), let e = reply.error { _ = e.description }
+    return 0
+}
+
+// SwiftPM links an executable target with `--defsym main=FuzzRPCFrame_main`; with -parse-as-library there is
+// no such function, so this one hands the command line to libFuzzer's driver (what its main does).
+@_silgen_name("LLVMFuzzerRunDriver")
+private func runDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                       _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt) -> CInt
+
+@_cdecl("FuzzRPCFrame_main")
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc, argv = argv
+    return runDriver(&argc, &argv, fuzz)
+}
