@@ -98,15 +98,21 @@ let package = Package(
         .executableTarget(name: "ipamd", dependencies: [
             "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),
+        // Shared by the test targets only: the in-memory kernel, the in-process ipamd, throwaway
+        // network namespaces, node snapshots, the model-based sequence runner.
+        .target(name: "TestSupport", dependencies: [
+            "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "CNIPlugin", "IPAMDProtocol", "IPAMDCore",
+            "SystemIO", .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup",
+            "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport",
         ]),
         // Against a local test API server (scripts/tests/fake-apiserver.py) over HTTPS on loopback.
         .testTarget(name: "KubernetesTests", dependencies: [
-            "Kubernetes", "IPAMDKubernetes", "IPAMDCore", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
+            "Kubernetes", "IPAMDKubernetes", "IPAMDCore", "IPAMDProtocol", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PrivilegedTests", dependencies: [
-            "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNIPlugin", "IPAMDProtocol", "NodeSetup",
+            "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNIPlugin", "IPAMDProtocol", "NodeSetup", "TestSupport",
         ]),
     ]
 )

@@ -15,7 +15,8 @@ public protocol PodEventSink: Sendable {
 /// bookmarks, following every event's resourceVersion. A stream that ends or drops is resumed
 /// from the last resourceVersion seen, so nothing in between is missed; 410 Gone (HTTP status or
 /// an ERROR event) means the server no longer has those events, and a fresh list replaces the
-/// whole set. Errors back off (capped, jittered) and retry forever; only cancellation stops it.
+/// whole set. That list is never older than what was already applied (see `ListVersion`).
+/// Errors back off (capped, jittered) and retry forever; only cancellation stops it.
 /// The backoff is reset only by progress (a watch that delivered events or bookmarks), so
 /// repeated 410s or failing lists slow down instead of looping.
 public final class PodWatcher: Sendable {
@@ -59,6 +60,30 @@ public final class PodWatcher: Sendable {
 
     var selector: String { "fieldSelector=" + queryEscape("spec.nodeName=\(options.nodeName)") }
 
+    /// Which state a list asks for: the API's resourceVersion semantics for list, as client-go's
+    /// reflector uses them.
+    enum ListVersion: Equatable {
+        /// resourceVersion=0: any state, from the API server's watch cache, cheap but possibly
+        /// older than events already applied (a lagging cache, another API server). Only for the
+        /// first list, when nothing has been applied yet.
+        case any
+        /// resourceVersion=R&resourceVersionMatch=NotOlderThan, R the last version seen: a relist
+        /// that cannot go back in time. The match says so explicitly: a bare R means exactly R
+        /// once a limit comes with it (410 when compacted).
+        case notOlderThan(String)
+        /// No resourceVersion: the most recent state, a quorum read. After the server refused the
+        /// version we had (410 Expired, or too large for a server whose cache is behind it).
+        case mostRecent
+
+        var query: String {
+            switch self {
+            case .any: "&resourceVersion=0"
+            case .notOlderThan(let rv): "&resourceVersion=\(queryEscape(rv))&resourceVersionMatch=NotOlderThan"
+            case .mostRecent: ""
+            }
+        }
+    }
+
     /// What one watch connection achieved, readable after it failed.
     final class WatchProgress: Sendable {
         private let state = Mutex((last: ContinuousClock.now, events: false))
@@ -74,22 +99,22 @@ public final class PodWatcher: Sendable {
     public func run() async {
         var backoff = options.backoff
         var needList = true
-        // The first list is served from the API server's watch cache (resourceVersion=0) rather
-        // than a quorum read from etcd; only after a 410 on the list itself do we ask etcd.
-        var listFromCache = true
+        // The server refused to list at our version: the next list is a quorum read, until one works.
+        var versionUnavailable = false
         while !Task.isCancelled {
             let progress = WatchProgress()
             var delay: Duration?
             do throws(KubeError) {
                 if needList {
+                    let seen = stats.resourceVersion
                     do throws(KubeError) {
-                        try await list(fromCache: listFromCache)
+                        try await list(versionUnavailable ? .mostRecent : seen.isEmpty ? .any : .notOlderThan(seen))
                     } catch {
-                        if error.isGone { listFromCache = false }
+                        if error.isGone || error.isTooLargeResourceVersion { versionUnavailable = true }
                         throw error
                     }
                     needList = false
-                    listFromCache = true
+                    versionUnavailable = false
                 }
                 let started = ContinuousClock.now
                 try await watchOnce(progress)
@@ -122,19 +147,24 @@ public final class PodWatcher: Sendable {
         }
     }
 
-    /// Lists all pages, hands the set to the sink and remembers its resourceVersion.
-    /// `fromCache`: resourceVersion=0 (any version, from the watch cache; the server may then
-    /// ignore `limit` and answer in one piece, which is fine); else a quorum read.
-    func list(fromCache: Bool) async throws(KubeError) {
+    /// Lists all pages, hands the set to the sink and remembers its resourceVersion. With
+    /// resourceVersion=0 the server may ignore `limit` and answer in one piece, which is fine.
+    func list(_ at: ListVersion) async throws(KubeError) {
         let base = "/api/v1/pods?\(selector)"
-        let version = fromCache ? "&resourceVersion=0" : ""
+        let version = at.query
+        // A relist at a version is not paged, as client-go's reflector does: many API servers
+        // send a limited list at a non-zero version to etcd, while the watch cache can answer it
+        // whole (one node's pods are few). Nodes relisting together then spare etcd.
+        let limit: String
+        if case .notOlderThan = at { limit = "" } else { limit = "&limit=\(options.pageSize)" }
         var pods: [Pod] = []
         var cont: String?
         var rv = ""
         do throws(KubeError) {
             repeat {
-                // The server refuses resourceVersion together with continue: the token carries it.
-                let path = base + "&limit=\(options.pageSize)" + (cont.map { "&continue=" + queryEscape($0) } ?? version)
+                // The server refuses resourceVersion (and its match) together with continue: the
+                // token carries it.
+                let path = base + limit + (cont.map { "&continue=" + queryEscape($0) } ?? version)
                 let page = try await client.get(PodList.self, path: path, timeout: options.listTimeout)
                 pods += page.items
                 if cont == nil { rv = page.metadata.resourceVersion ?? "" }
@@ -207,5 +237,13 @@ public final class PodWatcher: Sendable {
                 st.events += 1
             }
         }
+    }
+}
+
+extension KubeError {
+    /// The server does not have the requested version yet (504 "Too large resource version",
+    /// after waiting for its watch cache to reach it): like 410, retry with a quorum read.
+    var isTooLargeResourceVersion: Bool {
+        if case .status(504, _, let message) = self { message.contains("Too large resource version") } else { false }
     }
 }

@@ -39,9 +39,20 @@ do throws(Errno) {
     exit(1)
 }
 
+var datapath: any DatapathProvider = LibNLDatapathProvider()
+#if DEBUG
+// Test hook, in debug builds only (release binaries ignore the variable): AWS_CNI_TEST_FAULT=
+// count | fail:K:ERRNO | kill:K numbers this run's netlink requests and fails the K-th, or
+// SIGKILLs the process right after it; the number made is reported on stderr at exit.
+let faultInjector = environment["AWS_CNI_TEST_FAULT"].flatMap(FaultInjector.Plan.init).map { plan in
+    FaultInjector(plan, onStop: { kill(getpid(), SIGKILL) })
+}
+if let faultInjector { datapath = FaultInjectingProvider(datapath, faultInjector) }
+#endif
+
 let dispatcher = Dispatcher(
     makeIPAMD: { SocketIPAMDClient(path: $0.ipamdSocket) },
-    datapath: LibNLDatapathProvider(),
+    datapath: datapath,
     makeLogger: { config, env in
         guard let config else { return Logger(label: "aws-cni", factory: { _ in SwiftLogNoOpLogHandler() }) }
         let level: Logger.Level = switch config.logLevel { case "info": .info; case "warn": .warning; case "error": .error; default: .debug }
@@ -56,6 +67,11 @@ let dispatcher = Dispatcher(
 )
 
 let outcome = dispatcher.run(environment: environment, stdin: stdinBytes)
+#if DEBUG
+if let faultInjector {
+    try? FileDescriptor.standardError.writeFully(Array("aws-cni-test: netlink requests \(faultInjector.requests)\n".utf8))
+}
+#endif
 if !outcome.stdout.isEmpty {
     do throws(Errno) {
         try FileDescriptor.standardOutput.writeFully(Array((outcome.stdout + "\n").utf8))

@@ -172,13 +172,55 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
             server.control(["op": "delete_pod", "key": "default/a"])
             server.control(["op": "annotate", "key": "default/c", "name": "vpc.amazonaws.com/pod-eni", "value": podENI(vlan: 3, ip: "10.0.40.3")])
             server.control(["op": "compact"])
+            let rvBefore = source.watcher.stats.resourceVersion
             server.control(["op": "drop_watches", "mode": "close"])
-            #expect(await eventually { server.lists() == 2 && source.cache.count == 2 && source.cache.facts("default/c")?.annotation != nil })
+            #expect(await eventually { source.watcher.stats.lists == 2 && source.cache.count == 2 && source.cache.facts("default/c")?.annotation != nil })
             #expect(source.cache.facts("default/a") == nil)
             #expect(source.cache.facts("default/b") != nil)
+            // The relist at the watcher's version was refused too (compacted): a consistent read.
+            let asked = server.listVersions()
+            #expect(asked.rvs == ["0", rvBefore, nil] && asked.matches == [nil, "NotOlderThan", nil])
             // And the watch goes on from the new list: later events still arrive.
             server.control(["op": "put_pod", "pod": pod("e", uid: "u-e", branch: false)])
             #expect(await eventually { source.cache.facts("default/e") != nil })
+        }
+    }
+
+    /// The watch cache (what resourceVersion=0 lists answer) lags behind events the watcher has
+    /// already applied: an annotation and a deletion. The watch then ends with 410. The relist
+    /// must not take the cache back in time: it asks for the last resourceVersion seen, or newer.
+    @Test(arguments: ["error410", "close"]) func relistAfterGoneNeverGoesBackInTime(drop: String) async throws {
+        let server = try FakeAPIServer()
+        server.control(["op": "put_pod", "pod": pod("a", uid: "u-a", branch: true)])
+        server.control(["op": "put_pod", "pod": pod("b", uid: "u-b", branch: false)])
+        try await withSource(server) { source in
+            #expect(await synced(source, server))
+            server.control(["op": "watch_cache", "frozen": true])
+            server.control(["op": "annotate", "key": "default/a", "name": "vpc.amazonaws.com/pod-eni", "value": podENI(vlan: 4, ip: "10.0.40.4")])
+            let seen = server.control(["op": "delete_pod", "key": "default/b"])["rv"] as? String ?? ""
+            #expect(await eventually { source.watcher.stats.resourceVersion == seen })
+            #expect(source.cache.facts("default/a")?.annotation != nil && source.cache.facts("default/b") == nil)
+            if drop == "close" {
+                // The resumed watch is the one told 410 (its version was compacted), as an HTTP status.
+                server.control(["op": "gone_mode", "mode": "http"])
+                server.control(["op": "put_pod", "pod": pod("x", uid: "u-x", node: "node-2", branch: false)])
+                server.control(["op": "compact"])
+            }
+            server.control(["op": "drop_watches", "mode": drop])
+            #expect(await eventually { source.watcher.stats.lists == 2 })
+            #expect(source.cache.facts("default/a")?.annotation != nil, "the relist took the cache back before the annotation")
+            #expect(source.cache.facts("default/b") == nil, "the relist brought a deleted pod back")
+            let asked = server.listVersions()
+            if drop == "close" {
+                // Compacted past what the watcher saw: the relist at it is 410, then a consistent read.
+                #expect(asked.rvs == ["0", seen, nil] && asked.matches == [nil, "NotOlderThan", nil])
+            } else {
+                #expect(asked.rvs == ["0", seen] && asked.matches == [nil, "NotOlderThan"])
+            }
+            // The watch goes on from the relist.
+            server.control(["op": "put_pod", "pod": pod("e", uid: "u-e", branch: false)])
+            #expect(await eventually { source.cache.facts("default/e") != nil })
+            #expect(source.cache.facts("default/a")?.annotation != nil)
         }
     }
 

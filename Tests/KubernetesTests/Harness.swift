@@ -119,6 +119,12 @@ final class FakeAPIServer: @unchecked Sendable {
     func stats() -> [String: Any] { control(["op": "stats"]) }
     func requests() -> Int { stats()["requests"] as? Int ?? -1 }
     func lists() -> Int { stats()["lists"] as? Int ?? -1 }
+    /// The resourceVersion and resourceVersionMatch each list asked for (nil: not given).
+    func listVersions() -> (rvs: [String?], matches: [String?]) {
+        let s = stats()
+        func strings(_ v: Any?) -> [String?] { (v as? [Any] ?? []).map { $0 as? String } }
+        return (strings(s["list_rvs"]), strings(s["list_matches"]))
+    }
 
     var kubeconfigPath: String { dir + "/kubeconfig" }
 

@@ -181,6 +181,8 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
         #expect(paths[1] == "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&limit=1&continue=p2")
         #expect(paths[2].hasPrefix("/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&watch=true&allowWatchBookmarks=true&resourceVersion=10&timeoutSeconds="))
         #expect(paths[3].contains("&resourceVersion=15&"))  // after the bookmark
+        // The relist after 410: not older than the last version seen (the bookmark), unpaged.
+        #expect(paths[4] == "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&resourceVersion=15&resourceVersionMatch=NotOlderThan")
         #expect(t.seen.allSatisfy { $0.headers["Authorization"] == "Bearer tok" })
     }
 
@@ -225,7 +227,7 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
 
     /// 410s without progress in between back off more each time, though every list succeeds;
     /// a watch that delivered events starts the delays over. A 410 on the list itself moves the
-    /// next list from the watch cache (resourceVersion=0) to a quorum read, once.
+    /// next list to a quorum read, once; relists ask for the last version seen, or newer.
     @Test func repeatedGoneBacksOffUntilProgress() async {
         let t = ScriptedTransport([
             (410, #"{"kind":"Status","code":410,"reason":"Expired","message":"too old"}"#),  // list
@@ -241,7 +243,40 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
         // bookmark then a dropped connection: from the start; then a 410 without progress.
         #expect(sleeps == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(100), .milliseconds(100), .milliseconds(200)])
         let lists = t.paths.filter { !$0.contains("watch=true") }
-        #expect(lists.prefix(5).map { $0.contains("resourceVersion=0") } == [true, false, true, true, true])
+        let base = "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1"
+        let at = { (rv: Int) in base + "&resourceVersion=\(rv)&resourceVersionMatch=NotOlderThan" }
+        #expect(Array(lists.prefix(5)) == [base + "&limit=500&resourceVersion=0", base + "&limit=500", at(10), at(11), at(13)])
+    }
+
+    /// The relist at the last version seen is refused: 410 Expired (compacted), or 504 Too large
+    /// (a server whose cache is behind it). The next list is a quorum read; once one succeeded,
+    /// relists ask for the version seen again.
+    @Test func relistAtAnUnavailableVersionFallsBackToAQuorumRead() async {
+        let expired = #"{"kind":"Status","code":410,"reason":"Expired","message":"The resourceVersion for the provided list is too old"}"#
+        let tooLarge = #"{"kind":"Status","code":504,"reason":"Timeout","message":"Timeout: Too large resource version: 20, current: 19","details":{"causes":[{"reason":"ResourceVersionTooLarge","message":"Too large resource version"}]}}"#
+        let t = ScriptedTransport([
+            (200, Self.list(10, ["a"])),
+            (200, #"{"type":"ADDED","object":{"metadata":{"name":"b","namespace":"n","resourceVersion":"11"}}}"# + "\n"
+                + #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"12"}}}"# + "\n" + Self.gone),
+            (410, expired),
+            (200, Self.list(20, ["a", "b"], continue: "p2")), (200, Self.list(20, ["c"])),
+            (200, Self.gone),
+            (504, tooLarge),
+            (200, Self.list(21, ["a"])),
+            (200, #"{"type":"BOOKMARK","object":{"metadata":{"resourceVersion":"22"}}}"# + "\n" + Self.gone),
+            (200, Self.list(23, ["a", "d"])),
+        ])
+        let (sink, sleeps) = await runScripted(t, pageSize: 2) { w, _ in w.stats.lists == 4 }
+        #expect(sink.log == ["list:a", "ADDED:b", "list:a,b,c", "list:a", "list:a,d"])
+        #expect(sleeps.count == 5)  // still backed off: 410, 410 on the list, 410, 504, 410
+        let base = "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1"
+        let at = { (rv: Int) in base + "&resourceVersion=\(rv)&resourceVersionMatch=NotOlderThan" }
+        #expect(t.paths.filter { !$0.contains("watch=true") } == [
+            base + "&limit=2&resourceVersion=0",
+            at(12), base + "&limit=2", base + "&limit=2&continue=p2",
+            at(20), base + "&limit=2",
+            at(22),
+        ])
     }
 
     @Test func signallerGivesUpAfterTooManyConflicts() async {

@@ -2,6 +2,7 @@
 // a "node" namespace plays the host (never the test machine's own), a "pod" namespace the pod.
 // Everything that needs no 802.1Q runs here; the VLAN parts run in the VM (scripts/tests).
 #if canImport(Glibc)
+import TestSupport
 import Glibc
 #endif
 import CNI

@@ -2,6 +2,7 @@
 // its clients with `namespacePath:`, so nothing here touches the host's links, routes or rules.
 // Where it matters, iproute2's view of the namespace is compared with what the client reports.
 #if canImport(Glibc)
+import TestSupport
 import Glibc
 #endif
 import Foundation

@@ -6,26 +6,6 @@ import NetModel
 import Netlink
 import Testing
 
-let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
-
-struct FixedTrunk: TrunkLocator {
-    var index: Int32?
-    func trunkIndex() throws(NetlinkError) -> Int32? { index }
-}
-
-func tempDir() -> String {
-    let d = NSTemporaryDirectory() + "ipamd-test-" + UUID().uuidString.prefix(8)
-    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
-    return d
-}
-
-/// Writes via rename, as editors and config management do; ipamd sees a new file.
-func writeAtomically(_ text: String, to path: String) {
-    let tmp = path + ".tmp"
-    try! text.write(toFile: tmp, atomically: false, encoding: .utf8)
-    rename(tmp, path)
-}
-
 let podsFile = #"""
 {"pods": {
   "default/db-client": [{"eniId":"eni-1","ifAddress":"0a:00:00:00:00:07","privateIp":"10.0.40.12","vlanId":7,"subnetCidr":"10.0.32.0/19"}],

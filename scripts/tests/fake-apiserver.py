@@ -2,10 +2,24 @@
 """A small Kubernetes API server for tests: the real wire format over real HTTPS.
 
 Serves, with bearer-token auth:
-  GET   /api/v1/pods?fieldSelector=spec.nodeName=N[&limit=&continue=&resourceVersion=]
-        list (PodList, resourceVersion). resourceVersion "" (quorum) and "0" (watch cache) both
-        answer the current state; with "0" limit may be ignored (rv0_ignores_limit), as a real
-        server's watch cache does; resourceVersion together with continue is refused (400)
+  GET   /api/v1/pods?fieldSelector=spec.nodeName=N[&limit=&continue=&resourceVersion=&resourceVersionMatch=]
+        list (PodList, resourceVersion), with the API's resourceVersion semantics for list:
+          ""  (Most Recent, a quorum read): the current state;
+          "0" (Any, the watch cache): the current state, or an older one while the watch cache is
+              frozen (op watch_cache); limit may be ignored (rv0_ignores_limit), as a real
+              server's watch cache does;
+          R   with resourceVersionMatch=NotOlderThan, or with neither match nor limit (legacy):
+              the current state (a real server waits for its cache to reach R; here it has);
+          R   with resourceVersionMatch=Exact, or with limit and no match (the legacy rule that
+              makes a bare resourceVersion exact once paging): the state at R;
+          R older than the compaction point: 410 Expired, whatever the match (the API allows
+          410 for any version the server no longer keeps; kube-apiserver answers it for exact
+          reads, and it lets tests drive a client's fallback); R newer than the current version:
+          504 "Too large resource version" as kube-apiserver answers once its wait for R timed
+          out (the fake answers at once: nothing would change while it waited).
+        Continue pages answer the state at their first page's version. resourceVersion together
+        with continue is refused (400); resourceVersionMatch without resourceVersion, with
+        continue, Exact with "0", or an unknown one is refused as the real validation does (422)
   GET   /api/v1/pods?...&watch=true&resourceVersion=R[&allowWatchBookmarks] chunked newline-delimited
         watch events (ADDED/MODIFIED/DELETED/BOOKMARK/ERROR); a too-old R gets 410 Gone
         (an ERROR event by default, like the real server, or an HTTP 410)
@@ -59,12 +73,19 @@ class State:
         self.open_watches = 0
         self.hang = False         # watches ignore their timeout and send nothing: a vanished peer
         self.list_rvs = []        # the resourceVersion each list asked for (None: not given)
+        self.list_matches = []    # the resourceVersionMatch each list asked for (None: not given)
+        self.history = [(self.rv, {})]  # (rv, pods) after each pod change: the states to answer at an rv
+        self.cache_at = None      # the rv the watch cache (resourceVersion=0) is frozen at; None: current
         self.rv0_ignores_limit = False
         self.stall_lists = False  # lists send their head and half the body, then nothing until off
 
     def next_rv(self):
         self.rv += 1
         return str(self.rv)
+
+    def state_at(self, rv):
+        """The pods as they were at resourceVersion rv (an int)."""
+        return next(pods for at, pods in reversed(self.history) if at <= rv)
 
 
 S = State()
@@ -139,23 +160,54 @@ class Handler(BaseHTTPRequestHandler):
         self.send_json(200, obj)
 
     def list(self, node, q):
-        if "continue" in q and q.get("resourceVersion"):
+        want = q.get("resourceVersion", "")
+        match = q.get("resourceVersionMatch", "")
+        invalid = []
+        if match:
+            if not want:
+                invalid.append("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden unless resourceVersion is provided")
+            if "continue" in q:
+                invalid.append("resourceVersionMatch: Forbidden: resourceVersionMatch is forbidden when continue is provided")
+            if match not in ("Exact", "NotOlderThan"):
+                invalid.append(f'resourceVersionMatch: Unsupported value: "{match}": supported values: "Exact", "NotOlderThan", ""')
+            if match == "Exact" and want == "0":
+                invalid.append('resourceVersionMatch: Forbidden: resourceVersionMatch "exact" is forbidden for resourceVersion "0"')
+        if invalid:
+            return self.send_json(422, status(422, "Invalid", 'ListOptions.meta.k8s.io "" is invalid: [' + ", ".join(invalid) + "]"))
+        if "continue" in q and want:
             return self.send_json(400, status(400, "BadRequest", "specifying resource version is not allowed when using continue"))
+        if want and not want.isdigit():
+            return self.send_json(400, status(400, "BadRequest", f"invalid resource version: {want}"))
+        limit = int(q.get("limit", "0") or 0)
         with S.cond:
             S.list_rvs.append(q.get("resourceVersion"))
-            items = [copy.deepcopy(p) for k, p in sorted(S.pods.items()) if node is None or pod_node(p) == node]
-            rv = str(S.rv)
+            S.list_matches.append(q.get("resourceVersionMatch"))
             start = 0
             if "continue" in q:
                 crv, off = q["continue"].split(":")
                 if int(crv) < S.compacted:
                     return self.send_json(410, status(410, "Expired", "The provided continue parameter is too old"))
-                start = int(off)
-                rv = crv
-            if q.get("resourceVersion") == "0" and S.rv0_ignores_limit:
-                q.pop("limit", None)
+                rv, start = int(crv), int(off)
+                pods = S.state_at(rv)
+            elif want == "":
+                rv, pods = S.rv, S.pods
+            elif want == "0":
+                rv = S.rv if S.cache_at is None else S.cache_at
+                pods = S.state_at(rv)
+                if S.rv0_ignores_limit:
+                    limit = 0
+            else:
+                r = int(want)
+                if r > S.rv:
+                    return self.send_json(504, dict(status(504, "Timeout", f"Timeout: Too large resource version: {r}, current: {S.rv}"),
+                        details={"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}], "retryAfterSeconds": 1}))
+                if r < S.compacted:
+                    return self.send_json(410, status(410, "Expired", f"The resourceVersion for the provided list is too old: {r} (compacted at {S.compacted})"))
+                exact = match == "Exact" or (not match and limit)
+                rv, pods = (r, S.state_at(r)) if exact else (S.rv, S.pods)
+            items = [copy.deepcopy(p) for k, p in sorted(pods.items()) if node is None or pod_node(p) == node]
+            rv = str(rv)
             stall = S.stall_lists
-        limit = int(q.get("limit", "0") or 0)
         meta = {"resourceVersion": rv}
         if limit and start + limit < len(items):
             meta["continue"] = f"{rv}:{start + limit}"
@@ -288,8 +340,16 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def pod_event(etype, pod):
+    """One change to a pod: a new resourceVersion, the event for watches, the new state."""
     pod["metadata"]["resourceVersion"] = S.next_rv()
+    key = pod["metadata"]["namespace"] + "/" + pod["metadata"]["name"]
+    if etype == "DELETED":
+        S.pods.pop(key, None)
+    else:
+        S.pods[key] = pod
     S.events.append([pod["metadata"]["resourceVersion"], etype, copy.deepcopy(pod)])
+    # Pods are replaced, never changed in place: a shallow copy keeps this state.
+    S.history.append((S.rv, dict(S.pods)))
 
 
 def control(cmd):
@@ -302,16 +362,14 @@ def control(cmd):
                 key = pod["metadata"]["namespace"] + "/" + pod["metadata"]["name"]
                 etype = "MODIFIED" if key in S.pods else "ADDED"
                 pod_event(etype, pod)
-                S.pods[key] = pod
                 return {"rv": pod["metadata"]["resourceVersion"]}
             if op == "annotate":         # {"key": "ns/name", "name": k, "value": v}
                 pod = copy.deepcopy(S.pods[cmd["key"]])
                 pod["metadata"].setdefault("annotations", {})[cmd["name"]] = cmd["value"]
                 pod_event("MODIFIED", pod)
-                S.pods[cmd["key"]] = pod
                 return {"rv": pod["metadata"]["resourceVersion"]}
             if op == "delete_pod":       # {"key": "ns/name"}
-                pod = S.pods.pop(cmd["key"])
+                pod = copy.deepcopy(S.pods[cmd["key"]])
                 pod_event("DELETED", pod)
                 return {"rv": pod["metadata"]["resourceVersion"]}
             if op == "bookmark":
@@ -323,6 +381,10 @@ def control(cmd):
             if op == "hang":             # {"on": bool}
                 S.hang = cmd["on"]
                 return {}
+            if op == "watch_cache":      # {"frozen": bool}: resourceVersion=0 lists answer the state of now
+                # until unfrozen, a watch cache lagging behind the events watches deliver
+                S.cache_at = S.rv if cmd["frozen"] else None
+                return {"rv": str(S.rv)}
             if op == "compact":          # events so far are forgotten: older resourceVersions are 410
                 S.compacted = S.rv
                 S.events = [e for e in S.events if int(e[0]) > S.rv]
@@ -360,7 +422,7 @@ def control(cmd):
                         "lists": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") != "true"),
                         "watches": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") == "true"),
                         "patches": sum(1 for m, p, q in reqs if m == "PATCH"),
-                        "watch_rvs": S.watch_rvs, "list_rvs": S.list_rvs, "open_watches": S.open_watches, "rv": str(S.rv),
+                        "watch_rvs": S.watch_rvs, "list_rvs": S.list_rvs, "list_matches": S.list_matches, "open_watches": S.open_watches, "rv": str(S.rv),
                         "last": [[m, p, q] for m, p, q in reqs[-5:]]}
             if op == "emitted":          # {"key": "ns/name"}: monotonic time of the annotated MODIFIED
                 return {"t": S.emitted.get(cmd["key"])}

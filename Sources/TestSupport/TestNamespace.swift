@@ -15,31 +15,31 @@
 import Foundation
 
 /// Whether the tests run as root (namespaces, links and rules need CAP_NET_ADMIN/CAP_SYS_ADMIN).
-let isRoot: Bool = geteuid() == 0
+public let isRoot: Bool = geteuid() == 0
 
 /// A named network namespace (`ip netns add`), deleted by `destroy()` or at deinit.
-final class TestNamespace {
+public final class TestNamespace {
     /// A failed command, with what it printed on stderr.
-    struct CommandFailed: Error, CustomStringConvertible {
-        var command: [String]
-        var status: Int32
-        var stderr: String
-        var description: String { "\(command.joined(separator: " ")) exited \(status): \(stderr)" }
+    public struct CommandFailed: Error, CustomStringConvertible {
+        public var command: [String]
+        public var status: Int32
+        public var stderr: String
+        public var description: String { "\(command.joined(separator: " ")) exited \(status): \(stderr)" }
     }
 
     /// The iproute2 binary (PATH may lack /usr/sbin when tests run under a minimal environment).
-    static let ipPath: String = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
+    public static let ipPath: String = ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip", "/bin/ip"]
         .first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/sbin/ip"
 
-    let name: String
+    public let name: String
     /// The bind-mounted namespace file, what `LibNLClient(namespacePath:)` takes.
-    var path: String { "/run/netns/\(name)" }
+    public var path: String { "/run/netns/\(name)" }
     private var destroyed = false
 
     private init(name: String) { self.name = name }
 
     /// Creates `<prefix>-<6 random characters>`; the suffix keeps parallel tests apart.
-    static func create(_ prefix: String) throws -> TestNamespace {
+    public static func create(_ prefix: String) throws -> TestNamespace {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz0123456789")
         let suffix = String((0..<6).map { _ in alphabet.randomElement()! })
         let name = "\(prefix)-\(suffix)"
@@ -49,17 +49,17 @@ final class TestNamespace {
 
     /// `ip -n <name> <args>`: stdout, or throws `CommandFailed` with stderr.
     @discardableResult
-    func ip(_ args: String...) throws -> String {
+    public func ip(_ args: String...) throws -> String {
         try Self.runIP(["-n", name] + args)
     }
 
     /// `ip netns exec <name> <args>`, whatever its exit status.
-    func exec(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
+    public func exec(_ args: [String]) throws -> (status: Int32, out: String, err: String) {
         try Self.run([Self.ipPath, "netns", "exec", name] + args)
     }
 
     /// Deletes the namespace; safe to call more than once.
-    func destroy() {
+    public func destroy() {
         guard !destroyed else { return }
         destroyed = true
         _ = try? Self.runIP(["netns", "del", name])
@@ -68,7 +68,7 @@ final class TestNamespace {
     deinit { destroy() }
 
     /// Runs a program to completion, capturing stdout and stderr.
-    static func run(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
+    public static func run(_ argv: [String]) throws -> (status: Int32, out: String, err: String) {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: argv[0])
         process.arguments = Array(argv.dropFirst())
