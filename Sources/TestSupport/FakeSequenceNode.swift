@@ -35,19 +35,19 @@ public final class FakeSequenceNode: SequenceNode {
         #"{"cniVersion":"1.1.0","name":"aws-cni","type":"aws-cni","podSGEnforcingMode":"\#(mode.rawValue)""# + extra + "}"
     }
 
-    func dispatch(_ env: [String: String], stdin: String, fault: FaultInjector.Plan?) -> CNIRun {
+    func dispatch(_ env: [String: String], stdin: String, fault: FaultInjector.Plan?, ipamdReachable: Bool = true) -> CNIRun {
         let injector = fault.map { FaultInjector($0) }
         let provider: any DatapathProvider = injector.map { FaultInjectingProvider(dp, $0) } ?? dp
-        let client = StoppableIPAMD(base: ipamd, injector: injector)
+        let client = StoppableIPAMD(base: ipamd, injector: injector, reachable: ipamdReachable)
         let d = Dispatcher(makeIPAMD: { _ in client }, datapath: provider, makeLogger: { _, _ in quiet })
         let out = d.run(environment: env, stdin: Array(stdin.utf8))
         return CNIRun(exitCode: out.exitCode, stdout: out.stdout, killed: injector?.stopped ?? false)
     }
 
-    public func cni(_ command: String, _ s: Sandbox, prevResult: String?, netns: String, fault: FaultInjector.Plan?) throws -> CNIRun {
+    public func cni(_ command: String, _ s: Sandbox, prevResult: String?, netns: String, fault: FaultInjector.Plan?, ipamdReachable: Bool) throws -> CNIRun {
         dispatch(["CNI_COMMAND": command, "CNI_CONTAINERID": s.container, "CNI_NETNS": netns, "CNI_IFNAME": "eth0",
                   "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=\(s.pod);K8S_POD_UID=uid-\(s.pod)"],
-                 stdin: conf(extra: prevResult.map { #","prevResult":\#($0)"# } ?? ""), fault: fault)
+                 stdin: conf(extra: prevResult.map { #","prevResult":\#($0)"# } ?? ""), fault: fault, ipamdReachable: ipamdReachable)
     }
 
     public func gc(valid: [String]) throws -> CNIRun {
@@ -74,15 +74,17 @@ public final class FakeSequenceNode: SequenceNode {
     }
 }
 
-/// ipamd as seen from a plugin run that the fault hook stopped: unreachable from then on.
+/// ipamd as one plugin run sees it: unreachable when ipamd is down, or once the fault hook
+/// stopped the run.
 final class StoppableIPAMD: IPAMDClient {
     let base: any IPAMDClient
     let injector: FaultInjector?
+    let reachable: Bool
 
-    init(base: any IPAMDClient, injector: FaultInjector?) { self.base = base; self.injector = injector }
+    init(base: any IPAMDClient, injector: FaultInjector?, reachable: Bool) { self.base = base; self.injector = injector; self.reachable = reachable }
 
     func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply {
-        if injector?.stopped == true { throw .unreachable(path: "(stopped run)", SocketError("connect", errno: ECONNREFUSED)) }
+        if !reachable || injector?.stopped == true { throw .unreachable(path: "(stopped run)", SocketError("connect", errno: ECONNREFUSED)) }
         return try base.call(request, timeoutSeconds: timeoutSeconds)
     }
 }

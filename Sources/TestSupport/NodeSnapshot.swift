@@ -11,21 +11,26 @@ public struct NamespaceSnapshot: Hashable, Sendable {
 
     /// `macNames`: MACs to show by the name of the link that has them (a pod's neighbour entry
     /// points at the host veth); `permanentNeighborsOnly`: leave out what traffic taught the kernel.
-    public init(_ c: any NetlinkClient, macNames: [MACAddress: String] = [:], permanentNeighborsOnly: Bool = true) throws(NetlinkError) {
+    /// `podSide`: leave out what every namespace has from birth (loopback, the three default
+    /// rules), so a pod namespace shows what the plugin put there and nothing else.
+    public init(_ c: any NetlinkClient, macNames: [MACAddress: String] = [:], permanentNeighborsOnly: Bool = true,
+                podSide: Bool = false) throws(NetlinkError) {
         let links = try c.links()
         let names = Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
         func dev(_ i: Int32?) -> String { i.flatMap { names[$0] } ?? "#\(i.map(String.init) ?? "-")" }
+        let lo = links.first { $0.name == "lo" }?.index
         var out = Set<String>()
         for l in links where l.name != "lo" {
             var line = "link \(l.name) kind=\(l.kind) up=\(l.isUp) mtu=\(l.mtu) alias=\(l.alias)"
             if l.kind == "vlan" { line += " vlan=\(l.vlanID) parent=\(dev(l.parentIndex)) mac=\(l.mac?.description ?? "-")" }
             out.insert(line)
         }
-        for a in try c.addresses(family: .ipv4) { out.insert("addr \(a.prefix) dev \(dev(a.linkIndex))") }
-        for r in try c.routes(family: .ipv4) {
+        for a in try c.addresses(family: .ipv4) where a.linkIndex != lo { out.insert("addr \(a.prefix) dev \(dev(a.linkIndex))") }
+        for r in try c.routes(family: .ipv4) where r.outputIndex == nil || r.outputIndex != lo {
             out.insert("route \(r.destination) via \(r.gateway?.description ?? "-") dev \(dev(r.outputIndex)) table \(r.table) scope \(r.scope)")
         }
-        for r in try c.rules(family: .ipv4) { out.insert("rule \(r)") }
+        let defaults: Set<Rule> = [Rule(priority: 0, table: RouteTable.local), Rule(priority: 32766, table: RouteTable.main), Rule(priority: 32767, table: 253)]
+        for r in try c.rules(family: .ipv4) where !(podSide && defaults.contains(r)) { out.insert("rule \(r)") }
         for n in try c.neighbors(family: .ipv4) where n.permanent || !permanentNeighborsOnly {
             out.insert("neigh \(n.address) dev \(dev(n.linkIndex)) lladdr \(macNames[n.mac] ?? n.mac.description)")
         }
@@ -48,7 +53,7 @@ public struct NodeSnapshot: Hashable, Sendable, CustomStringConvertible {
     public init(host: any NetlinkClient, pods: [String: any NetlinkClient], permanentNeighborsOnly: Bool = true) throws(NetlinkError) {
         let macNames = Dictionary(try host.links().compactMap { l in l.mac.map { ($0, "<mac of \(l.name)>") } }, uniquingKeysWith: { a, _ in a })
         var p: [String: NamespaceSnapshot] = [:]
-        for (path, c) in pods { p[path] = try NamespaceSnapshot(c, macNames: macNames, permanentNeighborsOnly: permanentNeighborsOnly) }
+        for (path, c) in pods { p[path] = try NamespaceSnapshot(c, macNames: macNames, permanentNeighborsOnly: permanentNeighborsOnly, podSide: true) }
         self.init(host: try NamespaceSnapshot(host, permanentNeighborsOnly: permanentNeighborsOnly), pods: p)
     }
 
