@@ -4,7 +4,7 @@ SWIFT ?= swift
 # The toolchain's usual place on our machines, in case the shell's PATH lacks it.
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build release test demo bench deps clean
+.PHONY: all build release test demo bench fuzz soak deps clean
 
 all: build
 
@@ -16,8 +16,9 @@ build: deps
 
 # Release binaries with the Swift runtime linked in, symbol tables stripped, position-dependent
 # (no start-up relocations): .build/release/aws-cni (fully static, see Package.swift),
-# .build/release/ipamd. glibc's warnings about NSS functions in static links are filtered:
-# aws-cni never calls them.
+# .build/release/ipamd. A plain `swift build -c release` builds working binaries too; this adds
+# stripping and the static Swift runtime for ipamd. glibc's warnings about NSS functions in static
+# links are filtered: aws-cni never calls them.
 release: deps
 	$(SWIFT) build -c release --static-swift-stdlib -Xlinker --strip-all -Xlinker -no-pie 2>&1 \
 	    | grep -vE "statically linked applications requires at runtime|mktemp' is dangerous"; exit $${PIPESTATUS[0]}
@@ -35,6 +36,20 @@ demo: release
 # plus host figures; prints a table and writes bench-results.json (BENCH_OUT). See scripts/bench/run.sh.
 bench: release
 	scripts/bench/run.sh
+
+# libFuzzer on every decoder of untrusted input (CNI config and prevResult, pod-eni annotation,
+# RPC frames, watch events), 10 minutes each (FUZZ_SECONDS); crashes are kept for replay.
+FUZZ_SECONDS ?= 600
+fuzz: deps
+	scripts/fuzz/run.sh $(FUZZ_SECONDS)
+
+# A soak, in the VM: 100 pods churned 8 at a time for SOAK_SECONDS while ipamd is SIGKILLed and
+# restarted every 20 s; prints the counts (no DEL may fail, nothing may leak).
+SOAK_SECONDS ?= 600
+soak: release
+	$(SWIFT) build --build-tests
+	CHURN_SOAK_SECONDS=$(SOAK_SECONDS) VM_PASS_ENV=CHURN_SOAK_SECONDS VM_TIMEOUT=$$(( $(SOAK_SECONDS) + 900 )) \
+	    scripts/vm/run.sh .build/debug/aws-sg-podsPackageTests.xctest --testing-library swift-testing --filter ChurnSoakBench
 
 clean:
 	rm -rf .build

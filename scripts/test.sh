@@ -1,10 +1,14 @@
 #!/bin/bash
-# The test command (README): installs what it needs, then runs all three levels:
-#   1. swift test: unit tests (no root) and privileged netlink/datapath tests in throwaway netns
-#   2. host binary checks: the release aws-cni and ipamd executables, no VLAN needed
-#   3. VLAN tests: datapath end to end, containerd, the demo's checks, in a QEMU VM whose kernel
-#      has 802.1Q (always the VM: the containerd suite replaces /opt/cni and /etc/cni, so it only
-#      runs on the VM's throw-away root)
+# The test command (README): installs what it needs, then runs every level:
+#   1. builds: release (what ships) and debug with the tests
+#   2. swift test on the host: unit, the 10,000 model-based sequences on the in-memory kernel,
+#      privileged netlink/datapath tests, the Kubernetes client against the test API server, and
+#      the integration tests of the real binaries in throwaway namespaces (host level)
+#   3. fuzzing: every libFuzzer target briefly (make fuzz runs them long)
+#   4. the VM (its kernel has 802.1Q): the Swift integration suites that need VLANs (fault
+#      injection at every netlink request, sequences on the real kernel, the datapath) and the
+#      shell suites (containerd, SNAT, the demo's checks); always the VM, because the containerd
+#      suite replaces /opt/cni and /etc/cni, which only the VM's throw-away root may have done to it
 set -euo pipefail
 trap 'echo "test.sh: stopped at line $LINENO (exit $?)" >&2' ERR
 cd "$(dirname "$0")/.."
@@ -22,29 +26,28 @@ count_shell() { # log file: adds its "N passed, N failed" line to the totals
     total_failed=$((total_failed + $(sed -E 's/.*, ([0-9]+) failed.*/\1/' <<<"$line")))
 }
 
-echo "== 1/3 swift test (unit + privileged)"
-swift build --build-tests
-swift test --disable-xctest 2>&1 | tee "$LOGS/swift-test.log" | grep -vE '^(◇|↳)|started\.$|passed after' || true
+echo "== 1/4 builds: release (static Swift runtime), debug with the tests"
+make -s release 2>&1 | grep -vE "mktemp' is dangerous" | tail -2
+swift build --build-tests 2>&1 | tail -1
+
+echo "== 2/4 swift test on the host (unit, sequences, privileged, Kubernetes, integration)"
+NO_COLOR=1 swift test --skip-build --disable-xctest 2>&1 | tee "$LOGS/swift-test.log" | grep -vE '^(◇|↳)|started\.$|passed after' || true
 grep -q 'Test run with .* passed' "$LOGS/swift-test.log" || { echo "swift test failed"; exit 1; }
 swift_tests=$(grep -oE 'Test run with [0-9]+ tests' "$LOGS/swift-test.log" | grep -oE '[0-9]+')
 total_passed=$((total_passed + swift_tests))
 
-echo "== release build (static Swift runtime)"
-make -s release 2>&1 | grep -vE "mktemp' is dangerous" | tail -2
-
-echo "== 2/3 host binaries and node setup (throwaway namespaces)"
-scripts/tests/host-binaries.sh | tee "$LOGS/host.log"
-count_shell "$LOGS/host.log"
-scripts/tests/host-node-setup.sh | tee "$LOGS/node.log"
-count_shell "$LOGS/node.log"
+echo "== 2b/4 the demo's security-group model (scripts/vpc/vpc.py) in a throwaway namespace"
 scripts/tests/host-vpc-model.sh | tee "$LOGS/vpc.log"
 count_shell "$LOGS/vpc.log"
 
-echo "== 2b/3 ipamd against the test Kubernetes API server"
-scripts/tests/k8s-ipamd.sh | tee "$LOGS/k8s.log"
-count_shell "$LOGS/k8s.log"
+echo "== 3/4 fuzzing: each target ${FUZZ_SECONDS:-15} s (make fuzz: 10 minutes each)"
+fuzz_rc=0
+scripts/fuzz/run.sh "${FUZZ_SECONDS:-15}" | tee "$LOGS/fuzz.log" || fuzz_rc=$?
+echo "fuzz: $(grep -cE '^fuzz .*, 0 crashes' "$LOGS/fuzz.log") passed, $(grep -cE '^fuzz .*, [1-9][0-9]* crashes|^  exit' "$LOGS/fuzz.log") failed" | tee -a "$LOGS/fuzz.log"
+count_shell "$LOGS/fuzz.log"
+((fuzz_rc == 0)) || total_failed=$((total_failed + 1))
 
-echo "== 3/3 VLAN datapath in the VM"
+echo "== 4/4 in the VM: VLAN integration suites (Swift) and the shell suites"
 run_vm_suites() { scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"; vm_rc=${PIPESTATUS[0]}; }
 set +e
 run_vm_suites
@@ -56,7 +59,7 @@ if ! grep -q '^== suite ' "$LOGS/vm.log"; then
     run_vm_suites
 fi
 set -e
-for suite in vm-branch-pods vm-snat vm-k8s-late-annotation vm-containerd vm-demo; do
+for suite in vm-swift vm-branch-pods vm-snat vm-k8s-late-annotation vm-containerd vm-demo; do
     grep -qE "^$suite: [0-9]+ passed" "$LOGS/vm.log" || { echo "VM suite $suite did not finish (exit $vm_rc)"; exit 1; }
     grep -E "^$suite: " "$LOGS/vm.log" > "$LOGS/$suite.log"
     count_shell "$LOGS/$suite.log"
@@ -64,10 +67,9 @@ done
 
 echo
 echo "swift test: $swift_tests tests passed"
-echo "host: $(grep -E '^host-binaries:' "$LOGS/host.log")"
-echo "host: $(grep -E '^host-node-setup:' "$LOGS/node.log")"
+grep -E '^(sequences|fault injection|kernel sequence):' "$LOGS/swift-test.log" "$LOGS/vm.log" -h | sed 's/^/  /' || true
+grep -E '^fuzz ' "$LOGS/fuzz.log" | sed 's/^/  /'
 echo "host: $(grep -E '^host-vpc-model:' "$LOGS/vpc.log")"
-echo "k8s:  $(grep -E '^kubernetes-ipamd:' "$LOGS/k8s.log")"
 grep -E '^vm-[a-z0-9-]+: [0-9]+ passed' "$LOGS/vm.log" | sed 's/^/vm:   /'
 echo "all: $total_passed passed, $total_failed failed"
-[[ $total_failed -eq 0 && $vm_rc -eq 0 ]]
+[[ $total_failed -eq 0 && $vm_rc -eq 0 && $fuzz_rc -eq 0 ]]

@@ -69,9 +69,6 @@ do {
     exit(1)
 }
 
-if config.vpcCIDRs.isEmpty && !config.externalSNAT {
-    logger.warning("VPC_CIDRS is empty: every pod connection leaving the node will be SNATed to the node's IP")
-}
 let reconciler: NodeReconciler?
 do {
     let setup = NodeSetup(netlink: try LibNLClient(), nft: try LibNFTables(), sysctl: ProcSysctl(), logger: logger)

@@ -136,7 +136,8 @@ users:
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "TRUNK_INTERFACE": "eth1", "IPAMD_SOCKET": self.rpc_sock,
                "IPAMD_DEBUG_SOCKET": self.debug_sock, "ENABLE_POD_ENI": "true", "VPC_CIDRS": "10.0.0.0/16",
                "AWS_VPC_K8S_CNI_LOG_FILE": f"{self.work}/ipamd.log",
-               "CNI_BIN_DIR": f"{self.work}/cni/bin", "CNI_CONF_DIR": f"{self.work}/cni/net.d", "CNI_PLUGIN_SOURCE": f"{BIN}/aws-cni"}
+               "CNI_BIN_DIR": f"{self.work}/cni/bin", "CNI_CONF_DIR": f"{self.work}/cni/net.d", "CNI_PLUGIN_SOURCE": f"{BIN}/aws-cni",
+               "AWS_VPC_K8S_CNI_BACKING_STORE": f"{self.work}/ipam.json"}
         if self.kubernetes:
             env.update({"MY_NODE_NAME": "node-1", "KUBECONFIG": f"{self.work}/kubeconfig", "POD_ENI_WAIT_TIMEOUT": "10s"})
         else:

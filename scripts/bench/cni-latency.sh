@@ -149,13 +149,8 @@ trap 'fabric_down; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/conf" "$WORK/samples" "$WORK/run" "$WORK/host-local"
 export WORK FLOOR AWS PODS PAR_PODS PAR_JOBS DEBIAN_CNI GW
 
-# The host veth names aws-cni strict derives (vlan + 11 hex of SHA-1 of "namespace.name"), in
-# one process rather than a sha1sum fork per pod.
-python3 -c '
-import hashlib, sys
-for i in range(1, int(sys.argv[1]) + 1):
-    print("vlan" + hashlib.sha1(f"default.bench-{i}".encode()).hexdigest()[:11])
-' "$PODS" >"$WORK/veths"
+# The host veth names aws-cni strict derives, in one process rather than a fork per pod.
+host_veth_names vlan $(for ((i = 1; i <= PODS; i++)); do echo "default.bench-$i"; done) >"$WORK/veths"
 mapfile -t -O 1 VETHS <"$WORK/veths"
 
 pods_json='{"pods": {'

@@ -41,8 +41,7 @@ cp "$AWS" /tmp/aws-cni-tmpfs # the VM's /tmp is tmpfs: no 9p below it
 conf strict >"$WORK/conf.debug"
 conf strict | sed 's/"pluginLogLevel":"Debug"/"pluginLogLevel":"error"/' >"$WORK/conf.error"
 export WORK AWS FLOOR N
-veth() { printf 'vlan%s' "$(printf 'default.prof-%d' "$1" | sha1sum | cut -c1-11)"; }
-for ((i = 1; i <= N; i++)); do veth "$i"; echo; done >"$WORK/veths"
+host_veth_names vlan $(for ((i = 1; i <= N; i++)); do echo "default.prof-$i"; done) >"$WORK/veths"
 ms() { stats_json "$1" | jq -r '"median \(.median_ms) ms (min \(.min_ms), max \(.max_ms))"'; }
 
 # Runs in the node netns: a timing loop with nothing but the exec between the two clock reads.

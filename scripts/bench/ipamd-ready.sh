@@ -23,7 +23,7 @@ for i in $(seq 1 "$N"); do
     t0=$EPOCHREALTIME
     env -i POD_ENI_SOURCE=file:$WORK/pods.json TRUNK_INTERFACE=eth1 VPC_CIDRS=10.0.0.0/16 ENABLE_POD_ENI=true \
         IPAMD_SOCKET=$WORK/ipamd.sock IPAMD_DEBUG_SOCKET=$WORK/debug.sock AWS_VPC_K8S_CNI_LOG_FILE=$WORK/ipamd.log \
-        CNI_BIN_DIR=$WORK/bin CNI_CONF_DIR=$WORK/net.d CNI_PLUGIN_SOURCE="$(realpath "$BIN/aws-cni")" \
+        CNI_BIN_DIR=$WORK/bin CNI_CONF_DIR=$WORK/net.d CNI_PLUGIN_SOURCE="$(realpath "$BIN/aws-cni")" AWS_VPC_K8S_CNI_BACKING_STORE=$WORK/ipam.json \
         ip netns exec "$NS" "$BIN/ipamd" &
     pid=$!
     while [[ ! -e $CONFLIST ]]; do sleep 0.001; done

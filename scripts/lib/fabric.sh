@@ -81,6 +81,7 @@ start_ipamd() {
     # Not through the node() function: $! must be ipamd itself (ip netns exec execs it), not a subshell.
     env POD_ENI_SOURCE=file:$WORK/pods.json TRUNK_INTERFACE=$TRUNK_MAC VPC_CIDRS=10.0.0.0/16 ENABLE_POD_ENI=true \
         AWS_VPC_K8S_CNI_LOG_FILE=stderr CNI_BIN_DIR=$WORK/cni-bin CNI_CONF_DIR=$WORK/net.d CNI_PLUGIN_SOURCE=$(realpath "$BIN/aws-cni") \
+        AWS_VPC_K8S_CNI_BACKING_STORE=$WORK/ipam.json \
         "$@" ip netns exec node "$BIN/ipamd" 2>> "$WORK/ipamd.log" &
     IPAMD_PID=$!
     # Ready is the conflist written: ipamd writes it last, after node setup and the sockets.
@@ -119,10 +120,18 @@ cni() {
         CNI_PATH=/opt/cni/bin CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=$2;K8S_POD_UID=uid-$2" "$BIN/aws-cni"
 }
 
+# host_veth_names PREFIX KEY...: the host veth the plugin names for each KEY, one per line:
+# PREFIX + 11 hex digits of SHA-1(KEY), KEY being "namespace.name" (or the container id when
+# the runtime passes no pod identity). The shell's one copy of Naming.hostVethName; one process
+# for any number of names.
+host_veth_names() {
+    python3 -c 'import hashlib, sys; [print(sys.argv[1] + hashlib.sha1(k.encode()).hexdigest()[:11]) for k in sys.argv[2:]]' "$@"
+}
+
 host_veth() { # mode pod [namespace, default "default"]
     local prefix=eni
     [[ $1 == strict ]] && prefix=vlan
-    echo "$prefix$(printf '%s' "${3:-default}.$2" | sha1sum | cut -c1-11)"
+    host_veth_names "$prefix" "${3:-default}.$2"
 }
 
 # whoami NS PORT: a TCP server in NS that answers each connection with the peer's address, so a

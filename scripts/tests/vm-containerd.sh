@@ -237,8 +237,8 @@ run_container() {
         "$(jq -r --arg c "$cid" 'select(.containerid == $c and .plugin == "portmap" and .command == "ADD") | .conf.prevResult.ips[0].address' "$CNI_RECORD_LOG")"
 }
 
-strict_veth=vlan$(printf '%s' default-busybox-strict | sha1sum | cut -c1-11)
-standard_veth=eni$(printf '%s' default-busybox-standard | sha1sum | cut -c1-11)
+strict_veth=$(host_veth_names vlan default-busybox-strict)
+standard_veth=$(host_veth_names eni default-busybox-standard)
 
 # --- strict (the default), with aws-cni behind the recorder: what exactly ctr passes -----------
 record_calls aws-cni

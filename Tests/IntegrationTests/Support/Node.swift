@@ -215,7 +215,8 @@ func annotation(vlan: UInt16, ip: String, mac: String) -> String {
 }
 
 /// aws-cni run as kubelet runs it, in the node's namespace.
-struct PluginRunner {
+/// @unchecked Sendable: it only reads paths fixed at creation (the soak runs it from threads).
+struct PluginRunner: @unchecked Sendable {
     let sim: SimNode
     let ipamd: IpamdProcess
     var binary = Binaries.awsCNI
