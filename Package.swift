@@ -115,7 +115,7 @@ let package = Package(
         // The binaries as processes on the real kernel: a simulated node in throwaway namespaces
         // (VLAN parts in the VM), ipamd and aws-cni exec'd, state read back through Netlink.
         .testTarget(name: "IntegrationTests", dependencies: [
-            "TestSupport", "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "IPAMDProtocol", "SystemIO",
+            "TestSupport", "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "IPAMDProtocol", "IPAMDCore", "SystemIO",
         ]),
         .testTarget(name: "PrivilegedTests", dependencies: [
             "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNIPlugin", "IPAMDProtocol", "NodeSetup", "TestSupport",

@@ -10,7 +10,7 @@ let package = Package(
     name: "Fuzz",
     platforms: [.macOS(.v14)],
     dependencies: [.package(name: "aws-sg-pods", path: "..")],
-    targets: targets.map {
-        .executableTarget(name: $0, dependencies: [.product(name: "WireDecoders", package: "aws-sg-pods")])
+    targets: [.target(name: "FuzzDriver")] + targets.map {
+        .executableTarget(name: $0, dependencies: ["FuzzDriver", .product(name: "WireDecoders", package: "aws-sg-pods")])
     }
 )

@@ -1,6 +1,7 @@
 #!/bin/bash
 # The test command (README): installs what it needs, then runs every level:
-#   1. builds: release (what ships) and debug with the tests
+#   1. builds: release (a plain `swift build -c release`: the package alone must build the
+#      static aws-cni) and debug with the tests
 #   2. swift test on the host: unit, the 10,000 model-based sequences on the in-memory kernel,
 #      privileged netlink/datapath tests, the Kubernetes client against the test API server, and
 #      the integration tests of the real binaries in throwaway namespaces (host level)
@@ -26,8 +27,8 @@ count_shell() { # log file: adds its "N passed, N failed" line to the totals
     total_failed=$((total_failed + $(sed -E 's/.*, ([0-9]+) failed.*/\1/' <<<"$line")))
 }
 
-echo "== 1/4 builds: release (static Swift runtime), debug with the tests"
-make -s release 2>&1 | grep -vE "mktemp' is dangerous" | tail -2
+echo "== 1/4 builds: release (plain \`swift build -c release\`, as a user types it), debug with the tests"
+swift build -c release 2>&1 | grep -vE "requires at runtime|mktemp' is dangerous" | tail -1
 swift build --build-tests 2>&1 | tail -1
 
 echo "== 2/4 swift test on the host (unit, sequences, privileged, Kubernetes, integration)"

@@ -66,7 +66,8 @@ public final class FileCheckpoint: ServedPodStore {
     }
 }
 
-/// Any JSON value, kept as read (for allocations another agent wrote).
+/// Any JSON value, kept as read (for allocations another agent wrote; tests read nft and conflist
+/// JSON with it too).
 public enum JSONValue: Codable, Sendable, Hashable {
     case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 

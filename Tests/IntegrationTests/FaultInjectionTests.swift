@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import IPAMDCore
 import TestSupport
 import Testing
 
@@ -12,7 +13,7 @@ import Testing
     /// Everything observable about the node.
     struct FullState: Equatable {
         var kernel: NodeSnapshot
-        var nft: [[String: NFTValue]]
+        var nft: [JSONValue]
         var served: [String: String]
     }
 

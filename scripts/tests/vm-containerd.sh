@@ -222,11 +222,12 @@ run_container() {
     assert_contains "$mode: plugin log: branch pod added on VLAN $vlan in $mode mode" "\"host_veth\":\"$veth\"" \
         "$(jq -c --arg c "$cid" 'select(.["cni.container_id"] == $c and .msg == "branch pod added")' "$PLUGIN_LOG")"
     local del_from
-    del_from=$(jq -r --arg c "$cid" 'select(.["cni.container_id"] == $c and .msg == "DEL from prevResult") | .vlan' "$PLUGIN_LOG")
+    # The DEL's closing log line says where the pod's identity came from.
+    del_from=$(jq -r --arg c "$cid" 'select(.["cni.container_id"] == $c and .msg == "branch pod deleted") | "\(.from) \(.vlan)"' "$PLUGIN_LOG")
     if [[ -n $lose_cache ]]; then
-        assert_empty "$mode: DEL without prevResult (asked ipamd by container id)" "$del_from"
+        assert_eq "$mode: DEL without prevResult (asked ipamd by container id)" "ipamd $vlan" "$del_from"
     else
-        assert_eq "$mode: DEL tore down from prevResult (VLAN $vlan)" "$vlan" "$del_from"
+        assert_eq "$mode: DEL tore down from prevResult (VLAN $vlan)" "prevResult $vlan" "$del_from"
     fi
 
     # portmap ran in the chain for both commands, got aws-cni's result, succeeded.

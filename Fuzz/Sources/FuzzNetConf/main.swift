@@ -1,5 +1,6 @@
 // The CNI network configuration on stdin (conflist entry + runtime keys + prevResult), and the
 // CNI_* environment / CNI_ARGS parsed from the same bytes read as text (`KEY=VALUE` lines).
+import FuzzDriver
 import CNI
 import CNIPlugin
 
@@ -40,14 +41,6 @@ private func exercise(_ r: CNIResult) {
     for v in CNIVersion.supported { _ = CNIJSON.encode(r.converted(to: v)) }
 }
 
-// SwiftPM links an executable target with `--defsym main=FuzzNetConf_main`; with -parse-as-library there is
-// no such function, so this one hands the command line to libFuzzer's driver (what its main does).
-@_silgen_name("LLVMFuzzerRunDriver")
-private func runDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                       _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt) -> CInt
-
+// The entry point SwiftPM's link names (see FuzzDriver).
 @_cdecl("FuzzNetConf_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc, argv = argv
-    return runDriver(&argc, &argv, fuzz)
-}
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt { runLibFuzzer(argc, argv, fuzz) }

@@ -1,5 +1,6 @@
 // The vpc.amazonaws.com/pod-eni annotation as the VPC resource controller (or anyone who can
 // patch the pod) writes it. Bit 0 of the first byte chooses whether IPv6 is required too.
+import FuzzDriver
 import IPAMDProtocol
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -19,14 +20,6 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links an executable target with `--defsym main=FuzzPodENIAnnotation_main`; with -parse-as-library there is
-// no such function, so this one hands the command line to libFuzzer's driver (what its main does).
-@_silgen_name("LLVMFuzzerRunDriver")
-private func runDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                       _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt) -> CInt
-
+// The entry point SwiftPM's link names (see FuzzDriver).
 @_cdecl("FuzzPodENIAnnotation_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc, argv = argv
-    return runDriver(&argc, &argv, fuzz)
-}
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt { runLibFuzzer(argc, argv, fuzz) }

@@ -1,5 +1,6 @@
 // An ipamd RPC frame as read from the unix socket: 12-byte header, then the JSON payload, which
 // is decoded both as a request (ipamd's side) and as a reply (aws-cni's side).
+import FuzzDriver
 import IPAMDProtocol
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -18,14 +19,6 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links an executable target with `--defsym main=FuzzRPCFrame_main`; with -parse-as-library there is
-// no such function, so this one hands the command line to libFuzzer's driver (what its main does).
-@_silgen_name("LLVMFuzzerRunDriver")
-private func runDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                       _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt) -> CInt
-
+// The entry point SwiftPM's link names (see FuzzDriver).
 @_cdecl("FuzzRPCFrame_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc, argv = argv
-    return runDriver(&argc, &argv, fuzz)
-}
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt { runLibFuzzer(argc, argv, fuzz) }

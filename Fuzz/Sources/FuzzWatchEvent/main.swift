@@ -1,5 +1,6 @@
 // A Kubernetes pod watch stream: bytes arrive in chunks (split points taken from the input's
 // first two bytes), are cut into lines, and every line is decoded as a WatchEvent<Pod>.
+import FuzzDriver
 import KubernetesWire
 
 @_cdecl("LLVMFuzzerTestOneInput")
@@ -32,14 +33,6 @@ public func fuzz(_ start: UnsafeRawPointer, _ count: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links an executable target with `--defsym main=FuzzWatchEvent_main`; with -parse-as-library there is
-// no such function, so this one hands the command line to libFuzzer's driver (what its main does).
-@_silgen_name("LLVMFuzzerRunDriver")
-private func runDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                       _ callback: @convention(c) (UnsafeRawPointer, Int) -> CInt) -> CInt
-
+// The entry point SwiftPM's link names (see FuzzDriver).
 @_cdecl("FuzzWatchEvent_main")
-public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc, argv = argv
-    return runDriver(&argc, &argv, fuzz)
-}
+public func fuzzMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt { runLibFuzzer(argc, argv, fuzz) }

@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import IPAMDCore
 import IPAMDProtocol
 import NetModel
 import Netlink
@@ -94,41 +95,18 @@ final class SimNode {
         return try NodeSnapshot(host: try LibNLClient(namespacePath: node.path), pods: clients)
     }
 
-    /// `nft -j list ruleset` in the node, parsed, without what changes between listings.
-    func nftRuleset() throws -> [[String: NFTValue]] {
+    /// `nft -j list ruleset` in the node, parsed, without metainfo and rule handles (which
+    /// change between listings).
+    func nftRuleset() throws -> [JSONValue] {
         let r = try Spawn.run(["/usr/sbin/nft", "-j", "list", "ruleset"], env: ["PATH": "/usr/sbin:/usr/bin"], netns: node.path)
-        guard r.exitCode == 0, let obj = try JSONSerialization.jsonObject(with: Data(r.stdout)) as? [String: Any],
-              let items = obj["nftables"] as? [[String: Any]] else { throw Errno.ioError }
-        return items.filter { $0["metainfo"] == nil }.map { $0.mapValues { NFTValue($0) } }
+        guard r.exitCode == 0, let items = try JSONValue.parse(r.stdout)["nftables"] else { throw Errno.ioError }
+        return items.arrayValue.filter { $0["metainfo"] == nil }.map { $0.dropping(key: "handle") }
     }
 
     /// A sysctl of the node (its /proc/sys/net), read from a thread that enters the namespace.
     func sysctl(_ key: String) throws -> String {
         try inNetns(node.path) { String(decoding: try FileIO.read(path: "/proc/sys/" + key.replacingOccurrences(of: ".", with: "/")), as: UTF8.self) }
             .trimmingCharacters(in: .whitespacesAndNewlines)
-    }
-}
-
-/// A JSON value of nft's output with the rule handles (which change on every reload) dropped.
-indirect enum NFTValue: Equatable, CustomStringConvertible {
-    case scalar(String)
-    case list([NFTValue])
-    case object([String: NFTValue])
-
-    init(_ any: Any) {
-        switch any {
-        case let d as [String: Any]: self = .object(d.filter { $0.key != "handle" }.mapValues { NFTValue($0) })
-        case let a as [Any]: self = .list(a.map { NFTValue($0) })
-        default: self = .scalar("\(any)")
-        }
-    }
-
-    var description: String {
-        switch self {
-        case .scalar(let s): s
-        case .list(let l): "[" + l.map(\.description).joined(separator: ",") + "]"
-        case .object(let o): "{" + o.keys.sorted().map { "\($0):\(o[$0]!)" }.joined(separator: ",") + "}"
-        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import IPAMDCore
 import Glibc
 import NetModel
 import Netlink
@@ -7,60 +8,8 @@ import SystemIO
 import TestSupport
 import Testing
 
-/// A JSON value, decoded strictly (a bool is never a number, a number never a string), so two
-/// documents compare structurally: object keys unordered, arrays in order.
-indirect enum NodeJSON: Equatable, Decodable, CustomStringConvertible {
-    case null
-    case bool(Bool)
-    case number(Double)
-    case string(String)
-    case array([NodeJSON])
-    case object([String: NodeJSON])
-
-    init(from decoder: any Decoder) throws {
-        let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
-        else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([NodeJSON].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: NodeJSON].self)) }
-    }
-
-    static func parse(_ bytes: [UInt8]) throws -> NodeJSON { try JSONDecoder().decode(NodeJSON.self, from: Data(bytes)) }
-    static func parse(file path: String) throws -> NodeJSON { try parse(try FileIO.read(path: path)) }
-
-    subscript(key: String) -> NodeJSON? {
-        if case .object(let o) = self { return o[key] }
-        return nil
-    }
-
-    var arrayValue: [NodeJSON] {
-        if case .array(let a) = self { return a }
-        return []
-    }
-
-    /// Every object without the key `key`, at any depth (nft's rule handles change every load).
-    func dropping(key: String) -> NodeJSON {
-        switch self {
-        case .object(let o): .object(o.filter { $0.key != key }.mapValues { $0.dropping(key: key) })
-        case .array(let a): .array(a.map { $0.dropping(key: key) })
-        default: self
-        }
-    }
-
-    /// Compact, keys sorted (what failure messages show).
-    var description: String {
-        switch self {
-        case .null: "null"
-        case .bool(let b): "\(b)"
-        case .number(let n): n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : "\(n)"
-        case .string(let s): "\"\(s)\""
-        case .array(let a): "[" + a.map(\.description).joined(separator: ",") + "]"
-        case .object(let o): "{" + o.keys.sorted().map { "\"\($0)\":\(o[$0]!)" }.joined(separator: ",") + "}"
-        }
-    }
-}
+/// JSON documents as the project's one JSON value type (TestSupport adds the readers).
+typealias NodeJSON = JSONValue
 
 /// The expected outputs shared with the shell tests.
 enum Expected {
