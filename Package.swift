@@ -96,7 +96,7 @@ let package = Package(
             .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
         ]),
         .executableTarget(name: "ipamd", dependencies: [
-            "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", .product(name: "Logging", package: "swift-log"),
+            "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),
         // Shared by the test targets only: the in-memory kernel, the in-process ipamd, throwaway
         // network namespaces, node snapshots, the model-based sequence runner.

@@ -161,9 +161,9 @@ public struct Plugin {
                 source = id == nil ? "nothing found" : "live state"
             }
         }
-        // A regular pod's record (VLAN 0) names only its veth.
-        let scope = id.map { $0.vlanID == 0 ? TeardownScope(vlanID: nil, podIP: nil, hostVeths: veths) : TeardownScope($0, alsoVeths: veths) }
-            ?? TeardownScope(vlanID: nil, podIP: nil, hostVeths: veths)
+        // A regular pod's record (VLAN 0), or nothing found: only the veth names.
+        let branch = id.flatMap { $0.vlanID == 0 ? nil : $0 }
+        let scope = branch.map { TeardownScope($0, alsoVeths: veths) } ?? TeardownScope(vlanID: nil, podIP: nil, hostVeths: veths)
         // Only what this container owns, what an older plugin left untagged, or what nobody
         // owns: a late DEL never touches the links or rules of a newer pod.
         let state = try read { () throws(NetlinkError) in try LiveDiscovery.hostState(for: scope, owner: owner, host: ctx.host) }

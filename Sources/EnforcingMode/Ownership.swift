@@ -199,9 +199,10 @@ public struct TeardownScope: Hashable, Sendable {
         var names = hostVeths + (vlanLink.map { [$0] } ?? [])
         let ips = addresses(rules)
         for r in rules {
-            switch PodRule(r) {
-            case .strictIIF(let link, _)? where directlyContains(PodRule(r)!): names.append(link)
-            case .fromPod(let ip, let vlan)? where ips.contains(ip): names.append(Naming.vlanLinkName(vlanID: vlan))
+            guard let p = PodRule(r) else { continue }
+            switch p {
+            case .strictIIF(let link, _) where directlyContains(p): names.append(link)
+            case .fromPod(let ip, let vlan) where ips.contains(ip): names.append(Naming.vlanLinkName(vlanID: vlan))
             default: break
             }
         }

@@ -1,4 +1,5 @@
 import Datapath
+import EnforcingMode
 import Foundation
 import IPAMDCore
 import IPAMDKubernetes
@@ -87,8 +88,8 @@ do {
     let restored = try registry.restore()
     // Reconcile with the node: a pod deleted while ipamd was down no longer has its VLAN link
     // tagged with its container.
-    let links = try LibNLClient().links()
-    let dropped = try registry.prune { p in links.contains { $0.name == "vlan.eth.\(p.vlanID)" && $0.alias == p.containerID } }
+    let owners = Dictionary(try LibNLClient().links().map { ($0.name, $0.alias) }, uniquingKeysWith: { a, _ in a })
+    let dropped = try registry.prune { p in owners[Naming.vlanLinkName(vlanID: p.vlanID)] == p.containerID }
     logger.info("checkpoint", metadata: ["path": "\(config.checkpointPath)", "restored": "\(restored)", "gone": "\(dropped.map(\.key))"])
 } catch {
     // An unreadable checkpoint must not take the node's pod networking down: serve without
