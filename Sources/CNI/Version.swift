@@ -50,4 +50,17 @@ public struct VersionInfo: Codable, Sendable {
         self.cniVersion = cniVersion
         supportedVersions = CNIVersion.supported
     }
+
+    /// What `CNIJSON.encode(self)` writes, put together directly: VERSION is the runtime's probe
+    /// of every plugin, and skipping the encoder is most of what it costs after exec.
+    public var json: String {
+        var out = #"{"cniVersion":"#
+        CNIJSON.appendString(cniVersion, to: &out)
+        out += #","supportedVersions":["#
+        for (i, v) in supportedVersions.enumerated() {
+            if i > 0 { out += "," }
+            CNIJSON.appendString(v, to: &out)
+        }
+        return out + "]}"
+    }
 }

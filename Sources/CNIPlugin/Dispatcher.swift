@@ -40,17 +40,18 @@ public struct Dispatcher {
 
     func execute(environment: [String: String], stdin: [UInt8], version: inout String, logger: inout Logger) throws(CNIError) -> Outcome {
         let blank = stdin.allSatisfy { $0 == 0x20 || $0 == 0x0a || $0 == 0x09 || $0 == 0x0d }
-        let decoded = Result { try CNIJSON.decode(NetConf.self, from: stdin) }
+        // Nothing to decode on a blank stdin (VERSION from a runtime that sends no config).
+        let decoded = blank ? nil : Result { try CNIJSON.decode(NetConf.self, from: stdin) }
         // Answers (errors included) follow the request's cniVersion when it can be read at all.
-        if case .success(let c) = decoded, let v = c.cniVersion, CNIVersion.supported.contains(v) { version = v }
+        if case .success(let c)? = decoded, let v = c.cniVersion, CNIVersion.supported.contains(v) { version = v }
         let env = try CNIEnvironment.parse(environment)
-        if env.command == .version { return Outcome(stdout: CNIJSON.encode(VersionInfo(cniVersion: version)), exitCode: 0) }
+        if env.command == .version { return Outcome(stdout: VersionInfo(cniVersion: version).json, exitCode: 0) }
 
-        if blank { throw CNIError(.decodeFailure, "no network configuration on stdin") }
         let conf: NetConf
         switch decoded {
-        case .success(let c): conf = c
-        case .failure(let e):
+        case nil: throw CNIError(.decodeFailure, "no network configuration on stdin")
+        case .success(let c)?: conf = c
+        case .failure(let e)?:
             throw CNIError(.decodeFailure, "cannot decode network configuration from stdin", details: CNIJSON.describe(e))
         }
         let config = try PluginConfig.validate(conf)

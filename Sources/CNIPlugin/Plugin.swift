@@ -56,10 +56,14 @@ public struct Plugin {
     // MARK: ADD
 
     public func add() throws(CNIError) -> CNIResult {
-        let network = try ask(.addNetwork)
+        // ipamd works on its answer while this run opens the pod's namespace and netlink
+        // sockets: neither needs the other. Errors keep their order: ipamd's answer first.
+        let pending = ipamd.send(RPCRequest(method: .addNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.request)
+        let opened = Result { () throws(NetlinkError) -> DatapathContext in try datapath.podContext(netnsPath: env.netns) }
+        let network = try answer(pending)
         do throws(CNIError) {
             let pod = try branchPod(from: network)
-            let ctx = try open { () throws(NetlinkError) in try datapath.podContext(netnsPath: env.netns) }
+            let ctx = try open { () throws(NetlinkError) in try opened.get() }
             let applier = PlanApplier(context: ctx, logger: logger)
             try evictLeftovers(of: pod, ctx: ctx, applier: applier)
             do {
@@ -140,11 +144,13 @@ public struct Plugin {
         // Where the pod's identity came from, for the log line that says what DEL did.
         var source = "prevResult"
         var id: BranchPodIdentity?
+        // With prevResult, ipamd is only told: it handles that while the teardown runs, and the
+        // answer is read at the end, so the round trip is off the critical path.
+        var notified: PendingReply?
         if let p = Self.identity(fromPrevResult: config.prevResult) {
-            // Everything needed is in prevResult: no ipamd round trip on the critical path.
             id = p
             if let v = p.hostVeth, !veths.contains(v) { veths.insert(v, at: 0) }
-            notifyIPAMD(.delNetwork)
+            notified = ipamd.send(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.bestEffort)
         } else {
             do {
                 let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.del)
@@ -169,7 +175,9 @@ public struct Plugin {
         let state = try read { () throws(NetlinkError) in try LiveDiscovery.hostState(for: scope, owner: owner, host: ctx.host) }
         ctx.remember(.host, state.links.values)
         let steps = TeardownPlanner.delete(scope, owner: owner, state: state)
-        if let first = PlanApplier(context: ctx, logger: logger).teardown(steps).first {
+        let failures = PlanApplier(context: ctx, logger: logger).teardown(steps)
+        _ = try? notified?.wait()
+        if let first = failures.first {
             throw CNIError(.datapathFailure, "failed to remove branch pod datapath", details: "\(first)")
         }
         logger.info("branch pod deleted", metadata: ["from": "\(source)", "vlan": "\(id.map { String($0.vlanID) } ?? "none")", "steps": "\(steps.count)"])
@@ -270,9 +278,10 @@ public struct Plugin {
 
     // MARK: helpers
 
-    func ask(_ method: RPCMethod) throws(CNIError) -> PodNetwork {
+    /// ipamd's answer as a pod network, or the CNI error its failure maps to.
+    func answer(_ pending: PendingReply) throws(CNIError) -> PodNetwork {
         let reply: RPCReply
-        do { reply = try ipamd.call(RPCRequest(method: method, pod: podRequest), timeoutSeconds: IPAMDTimeouts.request) } catch {
+        do { reply = try pending.wait() } catch {
             switch error {
             case .unreachable, .transport: throw CNIError(.tryAgainLater, "ipamd is not available", details: "\(error)")
             case .protocolError: throw CNIError(.ipamdFailure, "ipamd answered in an unexpected way", details: "\(error)")

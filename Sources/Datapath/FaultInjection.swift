@@ -83,7 +83,9 @@ public final class FaultInjectingClient: NetlinkClient {
     }
     public func setLinkUp(index: Int32) throws(NetlinkError) { try injector.run("set link up") { () throws(NetlinkError) in try base.setLinkUp(index: index) } }
     public func setMTU(index: Int32, mtu: UInt32) throws(NetlinkError) { try injector.run("set mtu") { () throws(NetlinkError) in try base.setMTU(index: index, mtu: mtu) } }
-    public func setAlias(index: Int32, alias: String) throws(NetlinkError) { try injector.run("set alias") { () throws(NetlinkError) in try base.setAlias(index: index, alias: alias) } }
+    public func setAlias(index: Int32, alias: String, up: Bool) throws(NetlinkError) {
+        try injector.run("set alias") { () throws(NetlinkError) in try base.setAlias(index: index, alias: alias, up: up) }
+    }
     public func deleteLink(index: Int32) throws(NetlinkError) { try injector.run("delete link") { () throws(NetlinkError) in try base.deleteLink(index: index) } }
     public func addAddress(_ address: InterfaceAddress) throws(NetlinkError) { try injector.run("add address") { () throws(NetlinkError) in try base.addAddress(address) } }
     public func addresses(family: AddressFamily) throws(NetlinkError) -> [InterfaceAddress] {

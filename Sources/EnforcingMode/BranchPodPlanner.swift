@@ -63,9 +63,12 @@ public enum BranchPodPlanner {
         steps.append(.route(.pod, PlannedRoute(destination: p.defaultDestination, gateway: p.podGateway, device: p.containerInterface)))
         steps.append(.neighbor(.pod, link: p.containerInterface, address: p.podGateway, mac: p.hostVethMAC))
         // Then the branch ENI: VLAN sub-interface on the trunk with the branch MAC, and its table.
+        // IPv6 settings before the link goes up (no router advertisement is taken in between);
+        // tag and up adjacent, so the applier sends them as one request. A run that dies before
+        // the tag leaves an untagged link, which the next ADD for this VLAN evicts.
         steps.append(.createVLAN(name: p.vlanLink, parentIndex: p.trunkIndex, vlanID: p.vlanID, mac: p.branchMAC))
-        steps.append(.tagOwner(link: p.vlanLink, owner: p.owner))
         steps += ipv6LinkSysctls(p.vlanLink)
+        steps.append(.tagOwner(link: p.vlanLink, owner: p.owner))
         steps.append(.linkUp(.host, p.vlanLink))
         steps.append(.route(.host, PlannedRoute(destination: IPPrefix(host: p.subnetGateway), device: p.vlanLink, table: p.table, scope: .link)))
         steps.append(.route(.host, PlannedRoute(destination: p.defaultDestination, gateway: p.subnetGateway, device: p.vlanLink, table: p.table)))

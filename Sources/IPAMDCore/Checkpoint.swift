@@ -28,8 +28,11 @@ public final class FileCheckpoint: ServedPodStore {
     }
 
     public let path: String
-    /// The allocations found at load, written back unchanged.
-    private let allocations = Mutex<[JSONValue]>([])
+    /// The allocations found at load, written back unchanged (kept encoded).
+    private let allocations = Mutex<[UInt8]>(Array("[]".utf8))
+    /// Each served pod's JSON, encoded once: a write costs a concatenation, not an encoding of
+    /// every pod on the node.
+    private let encodedPods = Mutex<[ServedPod: [UInt8]]>([:])
 
     public init(path: String) { self.path = path }
 
@@ -46,23 +49,44 @@ public final class FileCheckpoint: ServedPodStore {
         guard shape.version == Self.version else {
             throw CheckpointError(path: path, reason: "version \"\(shape.version)\"; this ipamd reads \"\(Self.version)\"")
         }
-        allocations.withLock { $0 = shape.allocations }
+        do { try allocations.withLock { $0 = try Array(Self.encoder.encode(shape.allocations)) } } catch {
+            throw CheckpointError(path: path, reason: "cannot encode its allocations: \(error)")
+        }
         return shape.branchPods ?? []
     }
 
+    /// The document encoding `Shape` with sorted keys gives ("allocations" < "branchPods" <
+    /// "version"), put together from the cached parts.
     public func save(_ pods: [ServedPod]) throws(CheckpointError) {
-        let shape = Shape(version: Self.version, allocations: allocations.withLock { $0 },
-                          branchPods: pods.sorted { ($0.key, $0.containerID) < ($1.key, $1.containerID) })
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
+        // Keys built once, not in every comparison (the sort was a sixth of a 110-pod write).
+        let sorted = pods.map { (key: $0.key, pod: $0) }.sorted { ($0.key, $0.pod.containerID) < ($1.key, $1.pod.containerID) }.map(\.pod)
+        var out = Array(#"{"allocations":"#.utf8)
+        out += allocations.withLock { $0 }
+        out += Array(#","branchPods":["#.utf8)
         do {
-            let data = try enc.encode(shape)
-            try AtomicFile.replace(path, with: Array(data), mode: 0o644)
-        } catch let e as FileError {
-            throw CheckpointError(path: path, reason: "\(e)")
+            try encodedPods.withLock { cache in
+                var next: [ServedPod: [UInt8]] = [:]
+                for (i, pod) in sorted.enumerated() {
+                    let bytes = try cache[pod] ?? Array(Self.encoder.encode(pod))
+                    if i > 0 { out.append(UInt8(ascii: ",")) }
+                    out += bytes
+                    next[pod] = bytes
+                }
+                cache = next
+            }
         } catch {
             throw CheckpointError(path: path, reason: "cannot encode: \(error)")
         }
+        out += Array(#"],"version":"\#(Self.version)"}"#.utf8)
+        do { try AtomicFile.write(path, out, mode: 0o644) } catch {
+            throw CheckpointError(path: path, reason: "\(error)")
+        }
+    }
+
+    private static var encoder: JSONEncoder {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        return enc
     }
 }
 

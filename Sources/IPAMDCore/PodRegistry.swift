@@ -53,8 +53,21 @@ public enum Claim: Sendable, Equatable {
 
 /// The pods served, keyed like PodRequest.key; every change is written to the checkpoint before
 /// it is answered, so a restarted (or SIGKILLed) ipamd still knows who holds which VLAN.
+///
+/// Decisions are made under one lock; the write happens after it, as a group commit: a write
+/// takes every change made so far, and a request whose change an earlier write already carried
+/// returns without writing. Concurrent ADDs then share one write instead of queueing for one
+/// each (with the store on a disk, each write is an fsync).
 public final class PodRegistry: Sendable {
-    private let pods = Mutex([String: ServedPod]())
+    private struct State {
+        var pods: [String: ServedPod] = [:]
+        /// Bumped by every change.
+        var version: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+    /// The version the checkpoint holds; also serialises the writes. Lock order: this, then `state`.
+    private let written = Mutex<UInt64>(0)
     private let store: (any ServedPodStore)?
 
     public init(store: (any ServedPodStore)? = nil) { self.store = store }
@@ -63,7 +76,7 @@ public final class PodRegistry: Sendable {
     public func restore() throws(CheckpointError) -> Int {
         guard let store else { return 0 }
         let loaded = try store.load()
-        pods.withLock { p in for s in loaded { p[s.key] = s } }
+        state.withLock { s in for p in loaded { s.pods[p.key] = p } }
         return loaded.count
     }
 
@@ -71,55 +84,95 @@ public final class PodRegistry: Sendable {
     /// pod: then nothing changes and the holder is returned. Entries of pods no longer live are
     /// dropped. Decided under one lock, so two ADDs for one VLAN cannot both win.
     public func claim(_ pod: ServedPod, isLive: (ServedPod) -> Bool) throws(CheckpointError) -> Claim {
-        try pods.withLock { (p: inout [String: ServedPod]) throws(CheckpointError) -> Claim in
+        let decided = state.withLock { (s: inout State) -> (Claim, previous: ServedPod?, version: UInt64) in
             var released: [ServedPod] = []
-            for (key, q) in p where key != pod.key && q.overlaps(vlanID: pod.vlanID, ipv4: pod.ipv4) {
-                if isLive(q) { return .conflict(q) }
+            for (key, q) in s.pods where key != pod.key && q.overlaps(vlanID: pod.vlanID, ipv4: pod.ipv4) {
+                if isLive(q) { return (.conflict(q), nil, 0) }
                 released.append(q)
             }
-            if let earlier = p[pod.key], earlier.containerID != pod.containerID { released.append(earlier) }
-            var next = p
-            for q in released where next[q.key]?.containerID == q.containerID { next[q.key] = nil }
-            next[pod.key] = pod
-            try store?.save(Array(next.values))
-            p = next
-            return .recorded(released: released)
+            let previous = s.pods[pod.key]
+            if let previous, previous.containerID != pod.containerID { released.append(previous) }
+            for q in released where s.pods[q.key]?.containerID == q.containerID { s.pods[q.key] = nil }
+            s.pods[pod.key] = pod
+            s.version += 1
+            return (.recorded(released: released), previous, s.version)
         }
+        guard case .recorded(let released) = decided.0 else { return decided.0 }
+        do { try persist(through: decided.version) } catch {
+            // Not recorded after all: put back what this claim replaced, unless changed since.
+            change { pods in
+                guard pods[pod.key] == pod else { return }
+                pods[pod.key] = decided.previous
+                for q in released where pods[q.key] == nil { pods[q.key] = q }
+            }
+            throw error
+        }
+        return decided.0
     }
 
     /// Removes the entry unless it belongs to another container: a late DEL of an old sandbox
     /// must not drop the pod's newer sandbox. Returns the entry either way.
     public func remove(key: String, containerID: String) throws(CheckpointError) -> (pod: ServedPod, removed: Bool)? {
-        try pods.withLock { (pods: inout [String: ServedPod]) throws(CheckpointError) -> (pod: ServedPod, removed: Bool)? in
-            guard let p = pods[key] else { return nil }
-            if !containerID.isEmpty && !p.containerID.isEmpty && p.containerID != containerID { return (p, false) }
-            var next = pods
-            next[key] = nil
-            try store?.save(Array(next.values))
-            pods = next
-            return (p, true)
+        let decided = state.withLock { (s: inout State) -> (pod: ServedPod, removed: Bool, version: UInt64)? in
+            guard let p = s.pods[key] else { return nil }
+            if !containerID.isEmpty && !p.containerID.isEmpty && p.containerID != containerID { return (p, false, 0) }
+            s.pods[key] = nil
+            s.version += 1
+            return (p, true, s.version)
         }
+        guard let decided else { return nil }
+        if decided.removed {
+            do { try persist(through: decided.version) } catch {
+                change { pods in if pods[key] == nil { pods[key] = decided.pod } }
+                throw error
+            }
+        }
+        return (decided.pod, decided.removed)
     }
 
     /// Drops the entries `keep` refuses (on start: pods whose VLAN link no longer carries their
     /// container's tag were deleted while ipamd was down). Returns what was dropped.
     public func prune(keep: (ServedPod) -> Bool) throws(CheckpointError) -> [ServedPod] {
-        try pods.withLock { (p: inout [String: ServedPod]) throws(CheckpointError) -> [ServedPod] in
-            let dropped = p.values.filter { !keep($0) }
-            guard !dropped.isEmpty else { return [] }
-            var next = p
-            for d in dropped { next[d.key] = nil }
-            try store?.save(Array(next.values))
-            p = next
-            return dropped
+        let decided = state.withLock { (s: inout State) -> (dropped: [ServedPod], version: UInt64) in
+            let dropped = s.pods.values.filter { !keep($0) }
+            guard !dropped.isEmpty else { return ([], 0) }
+            for d in dropped { s.pods[d.key] = nil }
+            s.version += 1
+            return (dropped, s.version)
         }
+        guard !decided.dropped.isEmpty else { return [] }
+        do { try persist(through: decided.version) } catch {
+            change { pods in for d in decided.dropped where pods[d.key] == nil { pods[d.key] = d } }
+            throw error
+        }
+        return decided.dropped
     }
 
-    public func get(key: String) -> ServedPod? { pods.withLock { $0[key] } }
+    public func get(key: String) -> ServedPod? { state.withLock { $0.pods[key] } }
 
     /// Sorted by namespace/name for stable output.
     public var all: [ServedPod] {
-        pods.withLock { Array($0.values) }.sorted { ($0.namespace, $0.name, $0.containerID) < ($1.namespace, $1.name, $1.containerID) }
+        state.withLock { Array($0.pods.values) }.sorted { ($0.namespace, $0.name, $0.containerID) < ($1.namespace, $1.name, $1.containerID) }
+    }
+
+    /// A change that is not itself written now (an undo): the next write carries it.
+    private func change(_ body: (inout [String: ServedPod]) -> Void) {
+        state.withLock { s in
+            body(&s.pods)
+            s.version += 1
+        }
+    }
+
+    /// Returns once the checkpoint holds `version` or a later one.
+    private func persist(through version: UInt64) throws(CheckpointError) {
+        guard let store else { return }
+        try written.withLock { (w: inout UInt64) throws(CheckpointError) in
+            // A write that started after this change carried it.
+            guard w < version else { return }
+            let (pods, v) = state.withLock { (Array($0.pods.values), $0.version) }
+            try store.save(pods)
+            w = v
+        }
     }
 }
 

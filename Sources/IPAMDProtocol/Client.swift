@@ -6,6 +6,26 @@ import Glibc
 public protocol IPAMDClient {
     /// One request and its answer; `timeoutSeconds` bounds connecting, sending and receiving each.
     func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply
+    /// Sends the request and returns without waiting; `wait()` on the result reads the answer.
+    /// The plugin does work that does not depend on the answer while ipamd handles it.
+    func send(_ request: RPCRequest, timeoutSeconds: Int) -> PendingReply
+}
+
+extension IPAMDClient {
+    /// Clients without a connection of their own (in-process fakes) answer at once.
+    public func send(_ request: RPCRequest, timeoutSeconds: Int) -> PendingReply {
+        let answer = Result { () throws(IPAMDClientError) -> RPCReply in try call(request, timeoutSeconds: timeoutSeconds) }
+        return PendingReply { () throws(IPAMDClientError) -> RPCReply in try answer.get() }
+    }
+}
+
+/// An answer on its way. `wait()` is called at most once.
+public struct PendingReply {
+    private let receive: () throws(IPAMDClientError) -> RPCReply
+
+    public init(_ receive: @escaping () throws(IPAMDClientError) -> RPCReply) { self.receive = receive }
+
+    public func wait() throws(IPAMDClientError) -> RPCReply { try receive() }
 }
 
 public enum IPAMDClientError: Error, Sendable, CustomStringConvertible {
@@ -32,13 +52,27 @@ public struct SocketIPAMDClient: IPAMDClient {
     public init(path: String) { self.path = path }
 
     public func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply {
+        try send(request, timeoutSeconds: timeoutSeconds).wait()
+    }
+
+    /// Connects and writes the request now; the answer is read (and the connection closed) by
+    /// `wait()`. A failure to connect or send surfaces there too.
+    public func send(_ request: RPCRequest, timeoutSeconds: Int) -> PendingReply {
         let s: UnixStream
         do { s = try UnixStream.connect(path: path, timeoutSeconds: timeoutSeconds) } catch {
-            throw error.isUnreachable ? .unreachable(path: path, error) : .transport(error)
+            let failure: IPAMDClientError = error.isUnreachable ? .unreachable(path: path, error) : .transport(error)
+            return PendingReply { () throws(IPAMDClientError) -> RPCReply in throw failure }
         }
+        do { try s.writeAll(Framing.encode(message: request)) } catch {
+            s.close()
+            return PendingReply { () throws(IPAMDClientError) -> RPCReply in throw .transport(error) }
+        }
+        return PendingReply { () throws(IPAMDClientError) -> RPCReply in try Self.receive(s) }
+    }
+
+    static func receive(_ s: UnixStream) throws(IPAMDClientError) -> RPCReply {
         defer { s.close() }
         do {
-            try s.writeAll(Framing.encode(message: request))
             switch try s.readFrame() {
             // ipamd went away mid-request (a restart): the request may be retried.
             case .eof: throw IPAMDClientError.transport(SocketError("recv: ipamd closed the connection without answering", errno: ECONNRESET))

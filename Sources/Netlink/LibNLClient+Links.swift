@@ -58,8 +58,8 @@ extension LibNLClient {
         try check("set mtu", "#\(index) mtu \(mtu)", nlshim_link_set_mtu(sock, index, mtu))
     }
 
-    public func setAlias(index: Int32, alias: String) throws(NetlinkError) {
-        try check("set alias", "#\(index) alias \(alias)", nlshim_link_set_alias(sock, index, alias))
+    public func setAlias(index: Int32, alias: String, up: Bool) throws(NetlinkError) {
+        try check(up ? "set alias and up" : "set alias", "#\(index) alias \(alias)", nlshim_link_set_alias(sock, index, alias, up ? 1 : 0))
     }
 
     public func deleteLink(index: Int32) throws(NetlinkError) {

@@ -16,8 +16,9 @@ public protocol NetlinkClient: AnyObject {
     func addVLAN(name: String, parentIndex: Int32, vlanID: UInt16, mac: MACAddress) throws(NetlinkError)
     func setLinkUp(index: Int32) throws(NetlinkError)
     func setMTU(index: Int32, mtu: UInt32) throws(NetlinkError)
-    /// Sets the link's alias (`ip link show` prints it); at most 255 bytes.
-    func setAlias(index: Int32, alias: String) throws(NetlinkError)
+    /// Sets the link's alias (`ip link show` prints it); at most 255 bytes. `up` also brings the
+    /// link up in the same request.
+    func setAlias(index: Int32, alias: String, up: Bool) throws(NetlinkError)
     func deleteLink(index: Int32) throws(NetlinkError)
 
     // Addresses
@@ -51,4 +52,8 @@ extension NetlinkClient {
         }
         return n
     }
+}
+
+extension NetlinkClient {
+    public func setAlias(index: Int32, alias: String) throws(NetlinkError) { try setAlias(index: index, alias: alias, up: false) }
 }

@@ -178,11 +178,11 @@ int nlshim_link_set_mtu(nlshim_sock *s, int32_t index, uint32_t mtu) {
     return nlshim_transact(s, msg, NULL, NULL);
 }
 
-int nlshim_link_set_alias(nlshim_sock *s, int32_t index, const char *alias) {
+int nlshim_link_set_alias(nlshim_sock *s, int32_t index, const char *alias, int up) {
     nlshim_begin(s);
     if (index <= 0) return -ENODEV;
     if (strlen(alias) >= NLSHIM_ALIASSIZ) return -EINVAL;
-    struct nl_msg *msg = link_msg(RTM_NEWLINK, 0, index, 0, 0);
+    struct nl_msg *msg = link_msg(RTM_NEWLINK, 0, index, up ? IFF_UP : 0, up ? IFF_UP : 0);
     if (!msg) return -ENOMEM;
     if (nla_put_string(msg, IFLA_IFALIAS, alias) < 0) { nlmsg_free(msg); return -EMSGSIZE; }
     return nlshim_transact(s, msg, NULL, NULL);

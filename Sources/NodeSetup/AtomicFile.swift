@@ -23,14 +23,20 @@ public enum AtomicFile {
         do throws(Errno) { return try FileIO.read(path: path) } catch { throw FileError("read", path, errno: error.rawValue) }
     }
 
+    /// Replaces `path` with `bytes`, mode `mode`, without reading it first (for files that
+    /// change on every write, where the comparison below would only cost a read).
+    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t) throws(FileError) {
+        try replace(path, mode: mode) { (fd, temp) throws(FileError) in
+            do throws(Errno) { try fd.writeFully(bytes) } catch { throw FileError("write", temp, errno: error.rawValue) }
+        }
+    }
+
     /// Replaces `path` with `bytes`, mode `mode`. Returns false (and writes nothing) when the file
     /// already has exactly these bytes and mode.
     @discardableResult
     public static func replace(_ path: String, with bytes: [UInt8], mode: mode_t) throws(FileError) -> Bool {
         if hasMode(path, mode), (try? read(path)) == bytes { return false }
-        try replace(path, mode: mode) { (fd, temp) throws(FileError) in
-            do throws(Errno) { try fd.writeFully(bytes) } catch { throw FileError("write", temp, errno: error.rawValue) }
-        }
+        try write(path, bytes, mode: mode)
         return true
     }
 

@@ -85,10 +85,11 @@ public final class FakeNetlink: NetlinkClient {
         linkTable[l.name]!.isUp = true
     }
 
-    public func setAlias(index: Int32, alias: String) throws(NetlinkError) {
+    public func setAlias(index: Int32, alias: String, up: Bool) throws(NetlinkError) {
         try mutate("setAlias \(index)")
         guard let l = linkTable.values.first(where: { $0.index == index }) else { throw NetlinkError(operation: "setAlias", errno: ENODEV) }
         linkTable[l.name]!.alias = alias
+        if up { linkTable[l.name]!.isUp = true }
     }
 
     public func setMTU(index: Int32, mtu: UInt32) throws(NetlinkError) {

@@ -50,13 +50,18 @@ let faultInjector = environment["AWS_CNI_TEST_FAULT"].flatMap(FaultInjector.Plan
 if let faultInjector { datapath = FaultInjectingProvider(datapath, faultInjector) }
 #endif
 
+/// This run's log lines, written out once at exit (set when the config names the log file).
+var logSink: LogSink?
+
 let dispatcher = Dispatcher(
     makeIPAMD: { SocketIPAMDClient(path: $0.ipamdSocket) },
     datapath: datapath,
     makeLogger: { config, env in
         guard let config else { return Logger(label: "aws-cni", factory: { _ in SwiftLogNoOpLogHandler() }) }
         let level: Logger.Level = switch config.logLevel { case "info": .info; case "warn": .warning; case "error": .error; default: .debug }
-        var logger = Logger(label: "aws-cni") { JSONLinesLogHandler(label: $0, path: config.logFile, level: level) }
+        let sink = LogSink(path: config.logFile)
+        logSink = sink
+        var logger = Logger(label: "aws-cni") { JSONLinesLogHandler(label: $0, sink: sink, level: level) }
         if let env {
             logger[metadataKey: "cni.command"] = "\(env.command.rawValue)"
             logger[metadataKey: "cni.container_id"] = "\(env.containerID)"
@@ -67,6 +72,7 @@ let dispatcher = Dispatcher(
 )
 
 let outcome = dispatcher.run(environment: environment, stdin: stdinBytes)
+logSink?.flush()
 #if DEBUG
 if let faultInjector {
     try? FileDescriptor.standardError.writeFully(Array("aws-cni-test: netlink requests \(faultInjector.requests)\n".utf8))

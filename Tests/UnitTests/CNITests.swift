@@ -116,3 +116,27 @@ import Testing
         #expect(CNIJSON.encode(VersionInfo(cniVersion: "1.1.0")) == #"{"cniVersion":"1.1.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0","1.1.0"]}"#)
     }
 }
+
+@Suite struct LogLineJSONTests {
+    /// The hand-written flat object is byte for byte what the encoder writes, escapes included.
+    @Test func flatObjectMatchesTheEncoder() {
+        let tricky = ["plain", "", "quote \" and backslash \\", "/var/log/aws-routed-eni/plugin.log", "tab\tnew\nline\r",
+                      "\u{01}\u{08}\u{0C}\u{1F}\u{7F}", "héllo ✓ 🚀", "{\"json\":[1,2]}"]
+        var g = SystemRandomNumberGenerator()
+        for round in 0..<200 {
+            var fields: [String: String] = [:]
+            for k in 0..<Int.random(in: 0...6, using: &g) {
+                let key = round % 2 == 0 ? "k\(k)" : tricky.randomElement(using: &g)! + "\(k)"
+                var value = ""
+                for _ in 0..<Int.random(in: 0...3, using: &g) { value += tricky.randomElement(using: &g)! }
+                value += String(UnicodeScalar(UInt8.random(in: 0...0x7f, using: &g)))
+                fields[key] = value
+            }
+            #expect(CNIJSON.object(fields) == CNIJSON.encode(fields), "\(fields)")
+        }
+    }
+
+    @Test func versionInfoMatchesTheEncoder() {
+        for v in CNIVersion.supported { #expect(VersionInfo(cniVersion: v).json == CNIJSON.encode(VersionInfo(cniVersion: v))) }
+    }
+}

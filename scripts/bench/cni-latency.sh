@@ -6,18 +6,21 @@
 #   debian-vlan-host-local            containernetworking-plugins `vlan` (VLAN link moved into the
 #                                     pod netns) with `host-local` IPAM, exec'd through CNI_PATH
 #   floor                             scripts/bench/floor.c: aws-cni strict's netlink requests
-#                                     in one C process
+#                                     in one C process, linked statically like aws-cni
 # Each contestant ADDs BENCH_PODS pods one after the other (pod netns made beforehand, same VLAN
 # ids and netns for everyone), then DELs them all (with prevResult, as a runtime does); each
 # exec is timed alone with $EPOCHREALTIME by a bash already inside the node netns, so no extra
 # fork lands in the timed region. Then 20 aws-cni strict pods are added, and deleted, 4 at a time.
+# Then the scale part: for each mode, 20 pods added and deleted one after the other with 0, then
+# 50, then 110 (BENCH_SCALE) other branch pods of that mode already on the node; in strict mode
+# the floor does the same 20 pods beside aws-cni.
 # Every exit code is checked; failed execs are counted and left out of the latency figures.
 # Prints one JSON document on stdout; progress and diagnostics go to stderr.
 #
 # Environment: BIN (aws-cni and ipamd; default .build/release), FLOOR (the compiled floor;
-# default .build-bench/floor), BENCH_PODS (50), BENCH_ROUNDS (1: more rounds pool their samples,
+# default .build-bench/floor), BENCH_PODS (50), BENCH_ROUNDS (2: rounds pool their samples,
 # even rounds in reverse contestant order), BENCH_CONTESTANTS (all four, in the order above
-# reversed: floor first).
+# reversed: floor first), BENCH_SCALE (pods already present: "0 50 110"; empty skips the part).
 set -uo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -26,10 +29,12 @@ source scripts/bench/lib.sh
 BIN=${BIN:-.build/release}
 FLOOR=${FLOOR:-.build-bench/floor}
 PODS=${BENCH_PODS:-50}
-ROUNDS=${BENCH_ROUNDS:-1}
+ROUNDS=${BENCH_ROUNDS:-2}
 CONTESTANTS=(${BENCH_CONTESTANTS:-floor debian-vlan-host-local aws-cni-strict aws-cni-standard})
 PAR_PODS=20
 PAR_JOBS=4
+SCALE=(${BENCH_SCALE-0 50 110})
+SCALE_PODS=20
 DEBIAN_CNI=/usr/lib/cni
 GW=10.0.32.1
 
@@ -47,18 +52,19 @@ pod_vars() {
 
 # --- the timed loops, run as `ip netns exec node bash $0 --in-node ...` ---------------------
 
-# in_node_sequential CONTESTANT PHASE: PODS execs one after the other; appends the successful
-# samples (microseconds) to $WORK/samples/C.PHASE and the failure count to C.PHASE.fail.
+# in_node_sequential CONTESTANT PHASE [LABEL FIRST LAST]: execs for pods FIRST..LAST (1..PODS)
+# one after the other; appends the successful samples (microseconds) to $WORK/samples/LABEL.PHASE
+# and the failure count to LABEL.PHASE.fail (LABEL defaults to CONTESTANT).
 in_node_sequential() {
-    local c=$1 phase=$2 i rc t0 t1 in fails=0 dir=$WORK/run/$1
+    local c=$1 phase=$2 label=${3:-$1} i rc t0 t1 in fails=0 dir=$WORK/run/${3:-$1}
     local -a cmd samples=()
     mkdir -p "$dir"
-    for ((i = 1; i <= PODS; i++)); do
+    for ((i = ${4:-1}; i <= ${5:-PODS}; i++)); do
         pod_vars "$i"
         # Everything but the exec itself is prepared before t0.
         export CNI_COMMAND=${phase^^} CNI_CONTAINERID=$CID CNI_NETNS=$NETNS CNI_IFNAME=eth0 CNI_ARGS=$POD_ARGS CNI_PATH=$DEBIAN_CNI
         case $c in
-        aws-cni-*) cmd=("$AWS"); [[ $phase == add ]] && in=$WORK/conf/$c.add || in=$WORK/conf/$c.del.$i ;;
+        aws-cni-*) cmd=("$AWS"); [[ $phase == add ]] && in=$WORK/conf/$c.add || in=$WORK/conf/$label.del.$i ;;
         debian-vlan-host-local) cmd=("$DEBIAN_CNI/vlan"); in=$WORK/conf/$c.$phase.$i ;;
         floor)
             in=/dev/null
@@ -73,12 +79,12 @@ in_node_sequential() {
             samples+=($((10#${t1/[.,]/} - 10#${t0/[.,]/})))
         else
             fails=$((fails + 1))
-            [[ -s $WORK/samples/$c.$phase.error ]] ||
-                printf 'pod %d exit %d: %s %s\n' "$i" "$rc" "$(<"$dir/$i.$phase.out")" "$(<"$dir/$i.$phase.err")" >"$WORK/samples/$c.$phase.error"
+            [[ -s $WORK/samples/$label.$phase.error ]] ||
+                printf 'pod %d exit %d: %s %s\n' "$i" "$rc" "$(<"$dir/$i.$phase.out")" "$(<"$dir/$i.$phase.err")" >"$WORK/samples/$label.$phase.error"
         fi
     done
-    ((${#samples[@]})) && printf '%s\n' "${samples[@]}" >>"$WORK/samples/$c.$phase"
-    echo "$fails" >>"$WORK/samples/$c.$phase.fail"
+    ((${#samples[@]})) && printf '%s\n' "${samples[@]}" >>"$WORK/samples/$label.$phase"
+    echo "$fails" >>"$WORK/samples/$label.$phase.fail"
 }
 
 # in_node_parallel PHASE: aws-cni strict for pods 1..PAR_PODS, PAR_JOBS at a time; writes
@@ -106,12 +112,13 @@ in_node_parallel() {
     echo "$((10#${t1/[.,]/} - 10#${t0/[.,]/})) $fails" >"$WORK/samples/parallel.$phase"
 }
 
-# in_node_exec_baselines: what one exec costs before any work (N=20 each).
+# in_node_exec_baselines: what one exec costs before any work: 40 of each, round robin so load
+# drift hits all three alike.
 in_node_exec_baselines() {
-    local k t0 t1 name
-    for name in true floor-noop aws-cni-version; do
-        : >"$WORK/samples/exec.$name"
-        for ((k = 0; k < 20; k++)); do
+    local k t0 t1 name names=(true floor-noop aws-cni-version)
+    for name in "${names[@]}"; do : >"$WORK/samples/exec.$name"; done
+    for ((k = 0; k < 40; k++)); do
+        for name in "${names[@]}"; do
             case $name in
             true) t0=$EPOCHREALTIME; /bin/true; t1=$EPOCHREALTIME ;;
             floor-noop) t0=$EPOCHREALTIME; "$FLOOR" noop; t1=$EPOCHREALTIME ;;
@@ -141,20 +148,24 @@ FLOOR=$(realpath "$FLOOR")
 AWS=$(realpath "$BIN/aws-cni")
 source scripts/lib/fabric.sh
 
+# The scale part needs SCALE_PODS measured pods plus the largest number already present.
+NS_COUNT=$PODS
+for k in "${SCALE[@]}"; do ((SCALE_PODS + k > NS_COUNT)) && NS_COUNT=$((SCALE_PODS + k)); done
+((NS_COUNT <= 4094)) || die "BENCH_SCALE needs more than 4094 VLANs"
 POD_NS=()
-for ((i = 1; i <= PODS; i++)); do POD_NS+=("bench-$i"); done
-say "fabric and $PODS pod netns"
+for ((i = 1; i <= NS_COUNT; i++)); do POD_NS+=("bench-$i"); done
+say "fabric and $NS_COUNT pod netns"
 fabric_up "${POD_NS[@]}"
 trap 'fabric_down; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/conf" "$WORK/samples" "$WORK/run" "$WORK/host-local"
 export WORK FLOOR AWS PODS PAR_PODS PAR_JOBS DEBIAN_CNI GW
 
 # The host veth names aws-cni strict derives, in one process rather than a fork per pod.
-host_veth_names vlan $(for ((i = 1; i <= PODS; i++)); do echo "default.bench-$i"; done) >"$WORK/veths"
+host_veth_names vlan $(for ((i = 1; i <= NS_COUNT; i++)); do echo "default.bench-$i"; done) >"$WORK/veths"
 mapfile -t -O 1 VETHS <"$WORK/veths"
 
 pods_json='{"pods": {'
-for ((i = 1; i <= PODS; i++)); do
+for ((i = 1; i <= NS_COUNT; i++)); do
     pod_vars "$i"
     ((i > 1)) && pods_json+=','
     printf -v entry '"default/bench-%d": [{"eniId":"eni-%017x","ifAddress":"%s","privateIp":"%s","vlanId":%d,"subnetCidr":"10.0.32.0/19","associationID":"trunk-assoc-%d"}]' \
@@ -183,11 +194,11 @@ ipamd_mode() { # strict|standard: (re)start ipamd in that mode when it runs in a
 in_node() { node bash scripts/bench/cni-latency.sh --in-node "$@"; }
 
 # DEL netconf = ADD netconf + prevResult (the ADD's output), as runtimes send it.
-write_del_confs() { # contestant [first last]
-    local c=$1 i out
+write_del_confs() { # contestant [first last [label]]
+    local c=$1 label=${4:-$1} i out
     for ((i = ${2:-1}; i <= ${3:-PODS}; i++)); do
         case $c in
-        aws-cni-strict | aws-cni-standard) out=$WORK/run/$c/$i.add.out; conf "${c#aws-cni-}" "$(<"$out")" >"$WORK/conf/$c.del.$i" ;;
+        aws-cni-strict | aws-cni-standard) out=$WORK/run/$label/$i.add.out; conf "${c#aws-cni-}" "$(<"$out")" >"$WORK/conf/$label.del.$i" ;;
         parallel) out=$WORK/run/parallel/$i.add.out; conf strict "$(<"$out")" >"$WORK/conf/parallel.del.$i" ;;
         debian-vlan-host-local)
             out=$WORK/run/$c/$i.add.out
@@ -288,6 +299,39 @@ in_node parallel del
 after=$(node_state)
 [[ $before == "$after" ]] || { say "parallel DEL left differences"; leftovers=$((leftovers + 1)); }
 
+# --- scale: the same 20 pods with 0, 50, 110 others already on the node ----------------------
+# Pods 1..SCALE_PODS are measured; pods after them are the ones already present. Every strict pod
+# adds two rules that the kernel and each rule dump walk, so this shows whether cost grows.
+for mode in strict standard; do
+    ((${#SCALE[@]})) || break
+    c=aws-cni-$mode
+    ipamd_mode "$mode"
+    before=$(node_state)
+    present=0
+    for k in "${SCALE[@]}"; do
+        if ((k > present)); then
+            say "scale $mode: $((k - present)) more pods present"
+            in_node sequential "$c" add "background-$mode" $((SCALE_PODS + present + 1)) $((SCALE_PODS + k))
+            present=$k
+        fi
+        say "scale $mode: $SCALE_PODS ADDs and DELs with $present other pods present"
+        in_node sequential "$c" add "scale-$mode-$present" 1 "$SCALE_PODS"
+        write_del_confs "$c" 1 "$SCALE_PODS" "scale-$mode-$present"
+        in_node sequential "$c" del "scale-$mode-$present" 1 "$SCALE_PODS"
+        # The floor (a strict pod's requests alone) beside it: what of any growth is the kernel's.
+        if [[ $mode == strict ]]; then
+            in_node sequential floor add "scale-floor-$present" 1 "$SCALE_PODS"
+            in_node sequential floor del "scale-floor-$present" 1 "$SCALE_PODS"
+        fi
+    done
+    if ((present > 0)); then
+        write_del_confs "$c" $((SCALE_PODS + 1)) $((SCALE_PODS + present)) "background-$mode"
+        in_node sequential "$c" del "background-$mode" $((SCALE_PODS + 1)) $((SCALE_PODS + present))
+    fi
+    after=$(node_state)
+    [[ $before == "$after" ]] || { say "scale $mode left differences"; leftovers=$((leftovers + 1)); }
+done
+
 # --- result --------------------------------------------------------------------------------
 S=$WORK/samples
 phase_json() { # contestant phase
@@ -303,6 +347,15 @@ phase_json() { # contestant phase
 contestants=$(for c in "${CONTESTANTS[@]}"; do
     jq -nc --arg c "$c" --argjson add "$(phase_json "$c" add)" --argjson del "$(phase_json "$c" del)" '{($c): {add: $add, del: $del}}'
 done | jq -sc 'add')
+# {"strict": {"0": {add, del}, "50": ...}, "standard": ...}, plus the failures of the pods present.
+scale=$(for mode in strict standard floor; do
+    for k in "${SCALE[@]}"; do
+        jq -nc --arg m "$mode" --arg k "$k" --argjson add "$(phase_json "scale-$mode-$k" add)" --argjson del "$(phase_json "scale-$mode-$k" del)" \
+            '{($m): {($k): {add: $add, del: $del}}}'
+    done
+    [[ ! -f $S/background-$mode.add ]] || jq -nc --arg m "$mode" --argjson add "$(phase_json "background-$mode" add)" \
+        --argjson del "$(phase_json "background-$mode" del)" '{($m): {background: {add: ($add | {n, failures}), del: ($del | {n, failures})}}}'
+done | jq -sc 'reduce .[] as $x ({}; . * $x)')
 read -r par_add_us par_add_fail <"$S/parallel.add"
 read -r par_del_us par_del_fail <"$S/parallel.del"
 jq -n --argjson contestants "$contestants" --argjson pods "$PODS" --argjson rounds "$ROUNDS" \
@@ -311,7 +364,7 @@ jq -n --argjson contestants "$contestants" --argjson pods "$PODS" --argjson roun
     --argjson par_del_us "$par_del_us" --argjson par_del_fail "$par_del_fail" \
     --argjson bin_true "$(stats_json "$S/exec.true")" --argjson noop "$(stats_json "$S/exec.floor-noop")" \
     --argjson version "$(stats_json "$S/exec.aws-cni-version")" \
-    --argjson floor_matches "$floor_matches" --argjson leftovers "$leftovers" '{
+    --argjson floor_matches "$floor_matches" --argjson leftovers "$leftovers" --argjson scale "$scale" --argjson scale_pods "$SCALE_PODS" '{
     kernel: $kernel, cpus: $cpus, pods: $pods, rounds: $rounds, order: ($order | split(" ")),
     percentiles: "nearest-rank",
     contestants: $contestants,
@@ -319,6 +372,7 @@ jq -n --argjson contestants "$contestants" --argjson pods "$PODS" --argjson roun
                add_wall_ms: ($par_add_us / 100 | round / 10), add_failures: $par_add_fail,
                del_wall_ms: ($par_del_us / 100 | round / 10), del_failures: $par_del_fail},
     exec_baselines: {bin_true: $bin_true, floor_noop: $noop, aws_cni_version: $version},
+    scale: ($scale + {measured_pods: $scale_pods}),
     floor_matches_aws_cni_strict: $floor_matches,
     leftovers: $leftovers
 }' >&3

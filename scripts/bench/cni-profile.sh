@@ -11,6 +11,9 @@
 #      line -> exit, from $EPOCHREALTIME around the exec and the plugin log's ms timestamps
 #   4. syscalls of one ADD and one DEL, aws-cni and floor (strace -f -c), netlink requests
 #      (sendmsg/sendto on NETLINK sockets) and the ipamd round trip seen by strace
+#   5. perf (cpu-clock) of 40 VERSIONs, 20 ADDs and 20 DELs: aws-cni's samples summed by category
+#      (scripts/bench/perf_categories.py) and its top symbols; needs an unstripped aws-cni, e.g.
+#      BIN=.build/release after a plain `swift build -c release`
 # strace figures are inflated (every syscall stops the process); use them for counts and order.
 # PROFILE_KEEP=1 also prints the raw traces.
 set -uo pipefail
@@ -95,7 +98,7 @@ del_confs() {
 echo "== 1. exec costs in the VM (median of $N; the host is ~30x faster)"
 loop exec_costs
 echo "/bin/true:                                  $(ms "$WORK/s/exec.true")"
-echo "floor noop (C + libnl, dynamically linked): $(ms "$WORK/s/exec.floor-noop")"
+echo "floor noop (C + libnl, static):             $(ms "$WORK/s/exec.floor-noop")"
 echo "env /bin/true (the wrapper below):           $(ms "$WORK/s/exec.env-true")"
 echo "env aws-cni VERSION:                        $(ms "$WORK/s/exec.version")"
 echo "  SWIFT_BACKTRACE=enable=no:                $(ms "$WORK/s/exec.version-nobt")"
@@ -197,4 +200,24 @@ awk 'NR == 1 {t0 = $2} /NETLINK/ && !n {n = $2} /connect\(/ && /ipamd/ && !c {c 
 echo "strace -c of the ADD (top 15):"
 CNI_COMMAND=ADD node strace -f -c -o "$WORK/c.txt" "$AWS" <"$WORK/conf.debug" >/dev/null
 head -n 18 "$WORK/c.txt" | sed 's/^/  /'
+CNI_COMMAND=DEL node "$AWS" <"$WORK/o/trace.del" >/dev/null 2>&1 # pod 1, added again by strace -c
+
+echo
+echo "== 5. where aws-cni's CPU time goes in the VM: perf (cpu-clock, frame-pointer call chains)"
+# Needs symbols: the plain `swift build -c release` binary (the Makefile's release is stripped).
+if ! node perf record -q -e cpu-clock -o "$WORK/perf.probe" -- true 2>/dev/null; then
+    echo "  perf cannot record here"
+else
+    profile() { # name command...: perf over the command, aws-cni's samples by category
+        node perf record -q -e cpu-clock -F 20000 -g -o "$WORK/perf.$1" -- "${@:2}" >/dev/null 2>&1
+        echo "$1 (aws-cni's samples only; shares of them):"
+        perf report -i "$WORK/perf.$1" --comm aws-cni --no-children --sort dso,sym -g none --stdio --percent-limit 0 2>/dev/null |
+            python3 scripts/bench/perf_categories.py "${PROFILE_TOP:-12}"
+    }
+    rm -f "$WORK"/s/{debug,error}.{add,del}
+    profile version bash -c 'for ((k = 0; k < 40; k++)); do CNI_COMMAND=VERSION "$0" </dev/null; done' "$AWS"
+    profile add bash "$WORK/loops.sh" pods add
+    del_confs
+    profile del bash "$WORK/loops.sh" pods del
+fi
 if [[ -n ${PROFILE_KEEP:-} ]]; then for f in "$WORK"/*.trace; do echo "--- $f"; cat "$f"; done; fi

@@ -2,7 +2,9 @@
 # `make bench`: benchmarks, not tests (scripts/test.sh runs none of this; nothing asserts timing).
 #   1. compiles the floor (scripts/bench/floor.c, libnl) into .build-bench/
 #   2. one VM boot: CNI ADD/DEL latency of aws-cni strict and standard, the Debian vlan +
-#      host-local pair and the floor; 20 aws-cni pods 4 at a time (scripts/bench/cni-latency.sh)
+#      host-local pair and the floor (static, like aws-cni), two rounds in alternating order;
+#      per-exec baselines; 20 aws-cni pods 4 at a time; the scale table: 20 pods with 0, 50 and
+#      110 others present (scripts/bench/cni-latency.sh)
 #   3. on the host: aws-cni VERSION wall time, and ipamd RPC latency / resident memory when
 #      scripts/bench/ipamd-rpc.sh / ipamd-rss.sh exist
 #   4. prints a table and writes everything as JSON to $BENCH_OUT (default bench-results.json)
@@ -11,7 +13,7 @@
 # figures would not mean what they say.
 # `run.sh --table [FILE]` prints the table of an earlier result again.
 # Environment: BIN (default .build/release), BENCH_OUT, and BENCH_PODS, BENCH_ROUNDS,
-# BENCH_CONTESTANTS (see cni-latency.sh).
+# BENCH_CONTESTANTS, BENCH_SCALE (see cni-latency.sh).
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -36,7 +38,7 @@ print_table() {
         def f: fmt(10);
         def x: fmt(100);
         [["aws-cni-strict", "aws-cni strict"], ["aws-cni-standard", "aws-cni standard"],
-         ["debian-vlan-host-local", "Debian vlan + host-local"], ["floor", "floor (C, libnl)"]][] as [$k, $name] |
+         ["debian-vlan-host-local", "Debian vlan + host-local"], ["floor", "floor (C, libnl, static)"]][] as [$k, $name] |
         .vm.contestants[$k] as $c | select($c != null) | (.ratios[$k] // {}) as $r |
         [$name, ($c.add.median_ms | f), ($c.add.p90_ms | f), ($c.add.max_ms | f),
          ($c.del.median_ms | f), ($c.del.p90_ms | f), ($c.del.max_ms | f), ($c.add.failures + $c.del.failures | tostring),
@@ -46,7 +48,21 @@ print_table() {
         done
     echo
     r '.vm.parallel | "20 aws-cni strict pods, 4 at a time (VM): ADD wall \(.add_wall_ms) ms, \(.add_failures) failures; DEL wall \(.del_wall_ms) ms, \(.del_failures) failures"'
-    r '.vm.exec_baselines | "VM cost of one exec (median of 20): /bin/true \(.bin_true.median_ms) ms, floor noop \(.floor_noop.median_ms) ms, aws-cni VERSION \(.aws_cni_version.median_ms) ms"'
+    r '.vm.exec_baselines | "VM cost of one exec (median of \(.floor_noop.n), round robin): /bin/true \(.bin_true.median_ms) ms, floor noop \(.floor_noop.median_ms) ms, aws-cni VERSION \(.aws_cni_version.median_ms) ms: VERSION/noop \(if .floor_noop.median_ms > 0 then (.aws_cni_version.median_ms / .floor_noop.median_ms * 100 | round / 100) else "-" end)"'
+    if [[ $(jq '.vm.scale | length > 1' "$OUT") == true ]]; then
+        echo
+        r '.vm.scale | "Scale (VM): \(.measured_pods) pods added then deleted one after the other, with N other branch pods of the same mode already on the node; ms; ratios are of medians against N = 0"'
+        printf '%-18s %5s %9s %9s %9s %9s %5s %8s %8s\n' mode N "ADD med" "ADD p90" "DEL med" "DEL p90" fail "ADD/N=0" "DEL/N=0"
+        jq -r '.vm.scale | del(.measured_pods) | to_entries | sort_by(.key | {strict: 0, floor: 1, standard: 2}[.])[] | .key as $m | .value | (.["0"] // null) as $z |
+            del(.background) | to_entries | sort_by(.key | tonumber)[] |
+            def r(a; b): if a != null and b != null and b > 0 then (a / b * 100 | round / 100 | tostring) else "-" end;
+            [$m, .key, (.value.add.median_ms // "-"), (.value.add.p90_ms // "-"), (.value.del.median_ms // "-"), (.value.del.p90_ms // "-"),
+             (.value.add.failures + .value.del.failures), r(.value.add.median_ms; $z.add.median_ms), r(.value.del.median_ms; $z.del.median_ms)] | @tsv' "$OUT" |
+            while IFS=$'\t' read -r m n a1 a2 d1 d2 fl x1 x2; do
+                [[ $m == floor ]] && m="floor (strict)" || m="aws-cni $m"
+                printf '%-18s %5s %9s %9s %9s %9s %5s %8s %8s\n' "$m" "$n" "$a1" "$a2" "$d1" "$d2" "$fl" "$x1" "$x2"
+            done
+    fi
     r '.vm | "Floor builds the same datapath as aws-cni strict (pod 1 compared): \(if .floor_matches_aws_cni_strict then "yes" else "NO" end); differences left after DELs: \(.leftovers)"'
     r '.host.aws_cni_version | "Host: aws-cni VERSION wall time: median \(.median_ms) ms, p90 \(.p90_ms) ms, max \(.max_ms) ms (n=\(.n))"'
     r '.host.ipamd_rpc | if . == null then "Host: ipamd RPC latency: not available" else
@@ -62,7 +78,12 @@ if [[ ${1:-} == --table ]]; then print_table "${2:-$OUT}"; exit; fi
 echo "== compiling the floor (scripts/bench/floor.c)"
 mkdir -p .build-bench
 # Under the repository, not /tmp: the VM sees the host root but gets its own empty /tmp.
-gcc -O2 -Wall -Wextra -Werror -o .build-bench/floor scripts/bench/floor.c $(pkg-config --cflags --libs libnl-route-3.0)
+# Static, like aws-cni: a dynamically linked floor pays the loader and libnl-route's constructors
+# on every exec (about 30 ms under emulation), which would flatter aws-cni. glibc warns that the
+# NSS functions libnl references need shared libraries at run time; the floor never calls them.
+gcc -O2 -static -Wall -Wextra -Werror -o .build-bench/floor scripts/bench/floor.c \
+    $(pkg-config --cflags libnl-route-3.0) -lnl-route-3 -lnl-3 2>&1 | { grep -v -e 'statically linked applications requires' -e ': in function ' >&2 || true; }
+[[ -x .build-bench/floor ]] || { echo "the floor did not build" >&2; exit 1; }
 export FLOOR=.build-bench/floor
 
 tmp=$(mktemp -d /tmp/aws-cni-bench.XXXX)
@@ -73,7 +94,7 @@ echo "== VM: CNI ADD/DEL latency, all contestants in one boot (several minutes)"
 # so the load around the run goes into the result.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 (($(cut -d. -f1 /proc/loadavg) < 1)) || echo "warning: host load average is $load_before; other work will skew the VM figures" >&2
-VM_PASS_ENV="BIN FLOOR BENCH_PODS BENCH_ROUNDS BENCH_CONTESTANTS" scripts/vm/run.sh scripts/bench/cni-latency.sh >"$tmp/vm.json"
+VM_PASS_ENV="BIN FLOOR BENCH_PODS BENCH_ROUNDS BENCH_CONTESTANTS BENCH_SCALE" scripts/vm/run.sh scripts/bench/cni-latency.sh >"$tmp/vm.json"
 jq -e .contestants "$tmp/vm.json" >/dev/null || { echo "the VM part printed no result" >&2; exit 1; }
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -112,7 +133,8 @@ jq -n --slurpfile vm "$tmp/vm.json" --argjson version "$version" --argjson rpc "
 print_table "$OUT"
 echo "Written to $OUT"
 
-failures=$(jq '[.vm.contestants[][] | .failures] + [.vm.parallel.add_failures, .vm.parallel.del_failures, .vm.leftovers] | add' "$OUT")
+failures=$(jq '[.vm.contestants[][] | .failures] + [.vm.parallel.add_failures, .vm.parallel.del_failures, .vm.leftovers]
+    + [.vm.scale // {} | del(.measured_pods) | .[][] | .add.failures, .del.failures] | add' "$OUT")
 if ((failures > 0)) || [[ $(jq .vm.floor_matches_aws_cni_strict "$OUT") != true ]]; then
     echo "bench: $failures failed execs or leftovers, or the floor differs from aws-cni: these figures are not comparable" >&2
     exit 1

@@ -74,7 +74,8 @@ int nlshim_link_add_vlan(nlshim_sock *sock, const char *name, int32_t parent_ind
 int nlshim_link_set_up(nlshim_sock *sock, int32_t index);
 int nlshim_link_set_mtu(nlshim_sock *sock, int32_t index, uint32_t mtu);
 /// Sets IFLA_IFALIAS (the `ip link ... alias` text); "" clears it. We tag links with their owner.
-int nlshim_link_set_alias(nlshim_sock *sock, int32_t index, const char *alias);
+/// `up` non-zero also sets IFF_UP in the same request.
+int nlshim_link_set_alias(nlshim_sock *sock, int32_t index, const char *alias, int up);
 int nlshim_link_delete(nlshim_sock *sock, int32_t index);
 
 // ----- Addresses ----------------------------------------------------------------------------
