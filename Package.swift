@@ -36,6 +36,8 @@ let package = Package(
         .target(name: "NFTablesShim", linkerSettings: [.linkedLibrary("nftables")]),
         // Value types shared by planning and applying: addresses, prefixes, MACs, routes, rules.
         .target(name: "NetModel"),
+        // JSON text written without Foundation's encoder, for what the plugin writes every run.
+        .target(name: "JSONText"),
         // The one place that calls read/write/send/recv: EINTR and short transfers handled here,
         // errno kept as swift-system's typed Errno. Foundation-free, so aws-cni stays lean.
         .target(name: "SystemIO", dependencies: [.product(name: "SystemPackage", package: "swift-system")]),
@@ -44,9 +46,9 @@ let package = Package(
         // Pure strict/standard planning: names, tables, priorities, setup and teardown plans.
         .target(name: "EnforcingMode", dependencies: ["NetModel"]),
         // CNI spec types: NetConf, results for every version, errors, environment.
-        .target(name: "CNI", dependencies: ["NetModel"]),
+        .target(name: "CNI", dependencies: ["NetModel", "JSONText"]),
         // ipamd RPC messages and framing, pod-eni annotation decoding; shared by both executables.
-        .target(name: "IPAMDProtocol", dependencies: ["NetModel", "EnforcingMode", "SystemIO"]),
+        .target(name: "IPAMDProtocol", dependencies: ["NetModel", "EnforcingMode", "SystemIO", "JSONText"]),
         // Applies plans through Netlink with rollback; sysctls; live-state discovery for DEL/CHECK.
         .target(name: "Datapath", dependencies: [
             "Netlink", "SystemIO", "NetModel", "EnforcingMode", .product(name: "Logging", package: "swift-log"),

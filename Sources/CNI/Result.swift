@@ -1,3 +1,5 @@
+import JSONText
+
 /// A CNI result (types/100 shape), encoded per the caller's cniVersion.
 public struct CNIResult: Codable, Sendable, Hashable {
     public struct Interface: Codable, Sendable, Hashable {
@@ -60,5 +62,57 @@ public struct CNIResult: Codable, Sendable, Hashable {
             return ip
         }
         return r
+    }
+
+    /// What `CNIJSON.encode(self)` writes, without the encoder (the ADD's answer).
+    public var json: String {
+        var o = JSONObject()
+        o.add("cniVersion", cniVersion)
+        o.add("interfaces", json: interfaces.map { JSONText.array($0.map(\.json)) })
+        o.add("ips", json: ips.map { JSONText.array($0.map(\.json)) })
+        o.add("routes", json: routes.map { JSONText.array($0.map(\.json)) })
+        o.add("dns", json: dns?.json)
+        return o.text
+    }
+}
+
+extension CNIResult.Interface {
+    var json: String {
+        var o = JSONObject()
+        o.add("name", name)
+        o.add("mac", mac)
+        o.add("sandbox", sandbox)
+        return o.text
+    }
+}
+
+extension CNIResult.IPConfig {
+    var json: String {
+        var o = JSONObject()
+        o.add("version", version)
+        o.add("address", address)
+        o.add("gateway", gateway)
+        o.add("interface", interface)
+        return o.text
+    }
+}
+
+extension CNIResult.RouteEntry {
+    var json: String {
+        var o = JSONObject()
+        o.add("dst", dst)
+        o.add("gw", gw)
+        return o.text
+    }
+}
+
+extension CNIResult.DNS {
+    var json: String {
+        var o = JSONObject()
+        o.add("nameservers", strings: nameservers)
+        o.add("domain", domain)
+        o.add("search", strings: search)
+        o.add("options", strings: options)
+        return o.text
     }
 }

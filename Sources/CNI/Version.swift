@@ -1,3 +1,4 @@
+import JSONText
 /// CNI spec versions this plugin speaks; it answers in the version it was called with.
 public enum CNIVersion {
     public static let supported = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
@@ -51,16 +52,12 @@ public struct VersionInfo: Codable, Sendable {
         supportedVersions = CNIVersion.supported
     }
 
-    /// What `CNIJSON.encode(self)` writes, put together directly: VERSION is the runtime's probe
-    /// of every plugin, and skipping the encoder is most of what it costs after exec.
+    /// What `CNIJSON.encode(self)` writes, without the encoder: VERSION is the runtime's probe of
+    /// every plugin.
     public var json: String {
-        var out = #"{"cniVersion":"#
-        CNIJSON.appendString(cniVersion, to: &out)
-        out += #","supportedVersions":["#
-        for (i, v) in supportedVersions.enumerated() {
-            if i > 0 { out += "," }
-            CNIJSON.appendString(v, to: &out)
-        }
-        return out + "]}"
+        var o = JSONObject()
+        o.add("cniVersion", cniVersion)
+        o.add("supportedVersions", strings: supportedVersions)
+        return o.text
     }
 }

@@ -62,7 +62,7 @@ public struct Dispatcher {
         switch env.command {
         case .add:
             let r = try plugin.add()
-            return Outcome(stdout: CNIJSON.encode(r), exitCode: 0)
+            return Outcome(stdout: r.json, exitCode: 0)
         case .del:
             try plugin.del()
         case .check:

@@ -63,7 +63,7 @@ public struct SocketIPAMDClient: IPAMDClient {
             let failure: IPAMDClientError = error.isUnreachable ? .unreachable(path: path, error) : .transport(error)
             return PendingReply { () throws(IPAMDClientError) -> RPCReply in throw failure }
         }
-        do { try s.writeAll(Framing.encode(message: request)) } catch {
+        do { try s.writeAll(Framing.encode(Array(request.json.utf8))) } catch {
             s.close()
             return PendingReply { () throws(IPAMDClientError) -> RPCReply in throw .transport(error) }
         }

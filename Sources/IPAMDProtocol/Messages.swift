@@ -1,3 +1,4 @@
+import JSONText
 /// RPC messages between aws-cni and ipamd (JSON inside the versioned frame of `Framing`).
 
 public enum RPCMethod: String, Codable, Sendable {
@@ -34,6 +35,25 @@ public struct RPCRequest: Codable, Sendable, Hashable {
     public var pod: PodRequest?
 
     public init(method: RPCMethod, pod: PodRequest? = nil) { self.method = method; self.pod = pod }
+
+    /// The JSON the encoder writes (slashes left unescaped), without the encoder: the plugin
+    /// sends one request per run.
+    public var json: String {
+        var o = JSONObject()
+        o.add("method", method.rawValue)
+        o.add("pod", json: pod.map { p in
+            var q = JSONObject()
+            q.add("podName", p.podName)
+            q.add("podNamespace", p.podNamespace)
+            q.add("podUID", p.podUID)
+            q.add("containerID", p.containerID)
+            q.add("netns", p.netns)
+            q.add("ifName", p.ifName)
+            q.add("networkName", p.networkName)
+            return q.text
+        })
+        return o.text
+    }
 }
 
 /// Everything the plugin needs to build (or tear down) a pod's datapath.

@@ -136,6 +136,29 @@ import Testing
         }
     }
 
+    /// Random results in every version's shape: the direct writer and the encoder agree.
+    @Test func resultMatchesTheEncoder() {
+        var g = SystemRandomNumberGenerator()
+        let texts = ["eth0", "vlan0a1b2c3d4e5", "/var/run/netns/cni-1234", "02:00:00:00:00:01", "a \"b\" \\ c\n", "✓"]
+        func text() -> String { texts.randomElement(using: &g)! }
+        func maybe<T>(_ v: @autoclosure () -> T) -> T? { Bool.random(using: &g) ? v() : nil }
+        for _ in 0..<300 {
+            var r = CNIResult(cniVersion: CNIVersion.supported.randomElement(using: &g)!)
+            r.interfaces = maybe((0..<Int.random(in: 0...3, using: &g)).map { _ in .init(name: text(), mac: maybe(text()), sandbox: maybe(text())) })
+            r.ips = maybe((0..<Int.random(in: 0...2, using: &g)).map { _ in
+                .init(address: Bool.random(using: &g) ? "10.0.40.12/32" : "fd00::1/128", gateway: maybe(text()), interface: maybe(Int.random(in: 0...3, using: &g)))
+            })
+            r.routes = maybe([.init(dst: "0.0.0.0/0", gw: maybe(text()))])
+            if Bool.random(using: &g) {
+                var d = CNIResult.DNS()
+                d.nameservers = maybe([text(), text()]); d.domain = maybe(text()); d.search = maybe([text()]); d.options = maybe([])
+                r.dns = d
+            }
+            let c = r.converted(to: CNIVersion.supported.randomElement(using: &g)!)
+            #expect(c.json == CNIJSON.encode(c), "\(c)")
+        }
+    }
+
     @Test func versionInfoMatchesTheEncoder() {
         for v in CNIVersion.supported { #expect(VersionInfo(cniVersion: v).json == CNIJSON.encode(VersionInfo(cniVersion: v))) }
     }

@@ -3,6 +3,18 @@ import NetModel
 import Testing
 
 @Suite struct FramingTests {
+    /// The plugin's directly written request is what ipamd decodes, for every method and any text.
+    @Test func directlyWrittenRequestDecodesToTheSameRequest() throws {
+        let texts = ["", "default", "nginx-7d9f", "/var/run/netns/cni-1", "a\"b\\c\n\u{01}", "ünïcode ✓"]
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            func t() -> String { texts.randomElement(using: &g)! }
+            let pod = Bool.random(using: &g) ? PodRequest(podName: t(), podNamespace: t(), podUID: t(), containerID: t(), netns: t(), ifName: t(), networkName: t()) : nil
+            let r = RPCRequest(method: [.addNetwork, .delNetwork, .getNetwork, .ping].randomElement(using: &g)!, pod: pod)
+            #expect(try Framing.decode(RPCRequest.self, payload: Array(r.json.utf8)) == r)
+        }
+    }
+
     @Test func roundTrip() throws {
         let frame = Framing.encode(message: RPCRequest(method: .ping))
         #expect(Array(frame[0..<4]) == Array("SGPD".utf8))

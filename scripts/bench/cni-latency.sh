@@ -7,6 +7,8 @@
 #                                     pod netns) with `host-local` IPAM, exec'd through CNI_PATH
 #   floor                             scripts/bench/floor.c: aws-cni strict's netlink requests
 #                                     in one C process, linked statically like aws-cni
+#   baseline-strict, baseline-standard  with BENCH_BASELINE=DIR: the aws-cni and ipamd in DIR
+#                                     (an earlier build), for a before/after in the same boot
 # Each contestant ADDs BENCH_PODS pods one after the other (pod netns made beforehand, same VLAN
 # ids and netns for everyone), then DELs them all (with prevResult, as a runtime does); each
 # exec is timed alone with $EPOCHREALTIME by a bash already inside the node netns, so no extra
@@ -20,7 +22,8 @@
 # Environment: BIN (aws-cni and ipamd; default .build/release), FLOOR (the compiled floor;
 # default .build-bench/floor), BENCH_PODS (50), BENCH_ROUNDS (2: rounds pool their samples,
 # even rounds in reverse contestant order), BENCH_CONTESTANTS (all four, in the order above
-# reversed: floor first), BENCH_SCALE (pods already present: "0 50 110"; empty skips the part).
+# reversed: floor first; the two baseline contestants are added before the aws-cni ones when
+# BENCH_BASELINE is set), BENCH_SCALE (pods already present: "0 50 110"; empty skips the part).
 set -uo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -30,7 +33,10 @@ BIN=${BIN:-.build/release}
 FLOOR=${FLOOR:-.build-bench/floor}
 PODS=${BENCH_PODS:-50}
 ROUNDS=${BENCH_ROUNDS:-2}
-CONTESTANTS=(${BENCH_CONTESTANTS:-floor debian-vlan-host-local aws-cni-strict aws-cni-standard})
+BASELINE=${BENCH_BASELINE:-}
+if [[ -n $BASELINE ]]; then DEFAULT_CONTESTANTS="floor debian-vlan-host-local baseline-strict baseline-standard aws-cni-strict aws-cni-standard"
+else DEFAULT_CONTESTANTS="floor debian-vlan-host-local aws-cni-strict aws-cni-standard"; fi
+CONTESTANTS=(${BENCH_CONTESTANTS:-$DEFAULT_CONTESTANTS})
 PAR_PODS=20
 PAR_JOBS=4
 SCALE=(${BENCH_SCALE-0 50 110})
@@ -57,7 +63,7 @@ pod_vars() {
 # and the failure count to LABEL.PHASE.fail (LABEL defaults to CONTESTANT).
 in_node_sequential() {
     local c=$1 phase=$2 label=${3:-$1} i rc t0 t1 in fails=0 dir=$WORK/run/${3:-$1}
-    local -a cmd samples=()
+    local -a cmd samples=() times=()
     mkdir -p "$dir"
     for ((i = ${4:-1}; i <= ${5:-PODS}; i++)); do
         pod_vars "$i"
@@ -65,6 +71,7 @@ in_node_sequential() {
         export CNI_COMMAND=${phase^^} CNI_CONTAINERID=$CID CNI_NETNS=$NETNS CNI_IFNAME=eth0 CNI_ARGS=$POD_ARGS CNI_PATH=$DEBIAN_CNI
         case $c in
         aws-cni-*) cmd=("$AWS"); [[ $phase == add ]] && in=$WORK/conf/$c.add || in=$WORK/conf/$label.del.$i ;;
+        baseline-*) cmd=("$BASE_AWS"); [[ $phase == add ]] && in=$WORK/conf/aws-cni-${c#baseline-}.add || in=$WORK/conf/$label.del.$i ;;
         debian-vlan-host-local) cmd=("$DEBIAN_CNI/vlan"); in=$WORK/conf/$c.$phase.$i ;;
         floor)
             in=/dev/null
@@ -77,6 +84,8 @@ in_node_sequential() {
         t1=$EPOCHREALTIME
         if ((rc == 0)); then
             samples+=($((10#${t1/[.,]/} - 10#${t0/[.,]/})))
+            # For the phase split from the plugin log (scripts/bench/phases.py).
+            times+=("$CID ${t0/[.,]/} ${t1/[.,]/}")
         else
             fails=$((fails + 1))
             [[ -s $WORK/samples/$label.$phase.error ]] ||
@@ -84,6 +93,7 @@ in_node_sequential() {
         fi
     done
     ((${#samples[@]})) && printf '%s\n' "${samples[@]}" >>"$WORK/samples/$label.$phase"
+    ((${#times[@]})) && printf '%s\n' "${times[@]}" >>"$WORK/samples/$label.$phase.times"
     echo "$fails" >>"$WORK/samples/$label.$phase.fail"
 }
 
@@ -146,6 +156,11 @@ die() { say "$*"; exit 1; }
 ((PODS >= 1 && PODS <= 4094 && PODS >= PAR_PODS)) || die "BENCH_PODS must be $PAR_PODS..4094"
 FLOOR=$(realpath "$FLOOR")
 AWS=$(realpath "$BIN/aws-cni")
+BASE_AWS=
+if [[ -n $BASELINE ]]; then
+    [[ -x $BASELINE/aws-cni && -x $BASELINE/ipamd ]] || die "no aws-cni/ipamd in BENCH_BASELINE=$BASELINE"
+    BASE_AWS=$(realpath "$BASELINE/aws-cni")
+fi
 source scripts/lib/fabric.sh
 
 # The scale part needs SCALE_PODS measured pods plus the largest number already present.
@@ -158,7 +173,7 @@ say "fabric and $NS_COUNT pod netns"
 fabric_up "${POD_NS[@]}"
 trap 'fabric_down; rm -rf "$WORK"' EXIT
 mkdir -p "$WORK/conf" "$WORK/samples" "$WORK/run" "$WORK/host-local"
-export WORK FLOOR AWS PODS PAR_PODS PAR_JOBS DEBIAN_CNI GW
+export WORK FLOOR AWS BASE_AWS PODS PAR_PODS PAR_JOBS DEBIAN_CNI GW
 
 # The host veth names aws-cni strict derives, in one process rather than a fork per pod.
 host_veth_names vlan $(for ((i = 1; i <= NS_COUNT; i++)); do echo "default.bench-$i"; done) >"$WORK/veths"
@@ -182,12 +197,14 @@ debian_conf() { # vlan
 for ((i = 1; i <= PODS; i++)); do debian_conf "$i" >"$WORK/conf/debian-vlan-host-local.add.$i"; done
 
 IPAMD_MODE=
-ipamd_mode() { # strict|standard: (re)start ipamd in that mode when it runs in another
-    [[ $IPAMD_MODE == "$1" ]] && return 0
+ipamd_mode() { # strict|standard [BIN]: (re)start ipamd (BIN's) in that mode when another runs
+    local bin=${2:-$BIN}
+    [[ $IPAMD_MODE == "$1 $bin" ]] && return 0
     stop_ipamd
-    say "ipamd in $1 mode"
-    start_ipamd POD_SECURITY_GROUP_ENFORCING_MODE="$1" || die "ipamd did not start"
-    IPAMD_MODE=$1
+    say "ipamd ($bin) in $1 mode"
+    rm -f "$WORK/ipam.json" # each build starts from no checkpoint
+    BIN=$bin start_ipamd POD_SECURITY_GROUP_ENFORCING_MODE="$1" || die "ipamd did not start"
+    IPAMD_MODE="$1 $bin"
     # Production defaults: Debug level, a log file.
     conf "$1" >"$WORK/conf/aws-cni-$1.add"
 }
@@ -198,7 +215,8 @@ write_del_confs() { # contestant [first last [label]]
     local c=$1 label=${4:-$1} i out
     for ((i = ${2:-1}; i <= ${3:-PODS}; i++)); do
         case $c in
-        aws-cni-strict | aws-cni-standard) out=$WORK/run/$label/$i.add.out; conf "${c#aws-cni-}" "$(<"$out")" >"$WORK/conf/$label.del.$i" ;;
+        aws-cni-strict | aws-cni-standard | baseline-strict | baseline-standard)
+            out=$WORK/run/$label/$i.add.out; conf "${c##*-}" "$(<"$out")" >"$WORK/conf/$label.del.$i" ;;
         parallel) out=$WORK/run/parallel/$i.add.out; conf strict "$(<"$out")" >"$WORK/conf/parallel.del.$i" ;;
         debian-vlan-host-local)
             out=$WORK/run/$c/$i.add.out
@@ -215,7 +233,7 @@ node_state() { { node ip -o link show | awk -F': ' '{print $2}'; node ip rule sh
 ipamd_mode strict
 
 # Warm-up: the first exec of each binary reads it through 9p; keep that out of the samples.
-for b in "$AWS" "$DEBIAN_CNI/vlan" "$DEBIAN_CNI/host-local"; do CNI_COMMAND=VERSION "$b" </dev/null >/dev/null 2>&1; done
+for b in "$AWS" ${BASE_AWS:+"$BASE_AWS"} "$DEBIAN_CNI/vlan" "$DEBIAN_CNI/host-local"; do CNI_COMMAND=VERSION "$b" </dev/null >/dev/null 2>&1; done
 "$FLOOR" noop
 
 # --- the floor builds what aws-cni strict builds ------------------------------------------
@@ -266,6 +284,8 @@ for ((round = 1; round <= ROUNDS; round++)); do
         case $c in
         aws-cni-strict) ipamd_mode strict ;;
         aws-cni-standard) ipamd_mode standard ;;
+        baseline-strict) ipamd_mode strict "$BASELINE" ;;
+        baseline-standard) ipamd_mode standard "$BASELINE" ;;
         floor | debian-vlan-host-local) ;;
         *) die "unknown contestant $c" ;;
         esac
@@ -344,14 +364,21 @@ phase_json() { # contestant phase
     jq -nc --argjson s "$stats" --argjson f "$fails" --argjson samples "$samples" --arg err "$err" \
         '($s // {n: 0}) + {failures: $f, samples_ms: $samples} + (if $err == "" then {} else {first_error: $err} end)'
 }
+# add_phases LABEL: the ADDs' phase medians from the plugin log (aws-cni runs only), or null.
+add_phases() {
+    local t=$S/$1.add.times
+    [[ $1 == *floor* || $1 == debian* || ! -s $t ]] && { echo null; return; }
+    python3 scripts/bench/phases.py "$t" "$WORK/plugin.log" --json || echo null
+}
 contestants=$(for c in "${CONTESTANTS[@]}"; do
-    jq -nc --arg c "$c" --argjson add "$(phase_json "$c" add)" --argjson del "$(phase_json "$c" del)" '{($c): {add: $add, del: $del}}'
+    jq -nc --arg c "$c" --argjson add "$(phase_json "$c" add)" --argjson del "$(phase_json "$c" del)" --argjson split "$(add_phases "$c")" \
+        '{($c): {add: ($add + {phases: $split}), del: $del}}'
 done | jq -sc 'add')
 # {"strict": {"0": {add, del}, "50": ...}, "standard": ...}, plus the failures of the pods present.
 scale=$(for mode in strict standard floor; do
     for k in "${SCALE[@]}"; do
         jq -nc --arg m "$mode" --arg k "$k" --argjson add "$(phase_json "scale-$mode-$k" add)" --argjson del "$(phase_json "scale-$mode-$k" del)" \
-            '{($m): {($k): {add: $add, del: $del}}}'
+            --argjson split "$(add_phases "scale-$mode-$k")" '{($m): {($k): {add: ($add + {phases: $split}), del: $del}}}'
     done
     [[ ! -f $S/background-$mode.add ]] || jq -nc --arg m "$mode" --argjson add "$(phase_json "background-$mode" add)" \
         --argjson del "$(phase_json "background-$mode" del)" '{($m): {background: {add: ($add | {n, failures}), del: ($del | {n, failures})}}}'

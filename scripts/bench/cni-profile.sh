@@ -109,27 +109,6 @@ echo "aws-cni STATUS (decode + ipamd ping):       $(ms "$WORK/s/exec.status")"
     env CNI_COMMAND=VERSION "$AWS" </dev/null >/dev/null
 /usr/bin/time -f 'floor noop:      %e s wall, %U s user, %S s sys, %R minor page faults, %M KiB max RSS' "$FLOOR" noop
 
-# phases SAMPLES: per pod, exec start -> first log line -> last log line -> exit, in microseconds,
-# from the "cid t0 t1 rc" samples and the plugin log's timestamps (same clock, ms resolution).
-phases() {
-    python3 - "$1" "$WORK/plugin.log" <<'PY'
-import datetime, json, sys
-first, last = {}, {}
-for line in open(sys.argv[2]):
-    try: e = json.loads(line)
-    except ValueError: continue
-    if e.get("cni.command") != "ADD": continue
-    t = datetime.datetime.strptime(e["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=datetime.timezone.utc).timestamp()
-    cid = e.get("cni.container_id")
-    first.setdefault(cid, t); last[cid] = t
-for line in open(sys.argv[1]):
-    cid, t0, t1, rc = line.split()
-    if rc != "0" or cid not in first: continue
-    a, b = int(first[cid] * 1e6), int(last[cid] * 1e6)
-    print(a - int(t0), b - a, int(t1) - b)
-PY
-}
-
 echo
 echo "== 2. aws-cni strict ADD/DEL of $N pods: odd pods at log level Debug (default), even at error"
 : >"$WORK/plugin.log"
@@ -144,13 +123,7 @@ echo "plugin log lines per Debug ADD: $(jq -r 'select(.["cni.command"] == "ADD")
 
 echo
 echo "== 3. phases of the Debug ADDs, from the plugin log (ms timestamps: +-1 ms; no tracer)"
-phases "$WORK/s/debug.add" >"$WORK/s/phases"
-awk '{print $1}' "$WORK/s/phases" >"$WORK/s/p1"
-awk '{print $2}' "$WORK/s/phases" >"$WORK/s/p2"
-awk '{print $3}' "$WORK/s/phases" >"$WORK/s/p3"
-echo "exec -> 'command start' (process start, stdin, decode, log open): $(ms "$WORK/s/p1")"
-echo "'command start' -> 'branch pod added' (ipamd RPC + netlink):     $(ms "$WORK/s/p2")"
-echo "'branch pod added' -> exit (result lookups, encode, exit):       $(ms "$WORK/s/p3")"
+python3 scripts/bench/phases.py "$WORK/s/debug.add" "$WORK/plugin.log"
 
 echo
 echo "== 4. syscalls of one ADD and one DEL (pod 1), strace -f"

@@ -13,7 +13,8 @@
 # figures would not mean what they say.
 # `run.sh --table [FILE]` prints the table of an earlier result again.
 # Environment: BIN (default .build/release), BENCH_OUT, and BENCH_PODS, BENCH_ROUNDS,
-# BENCH_CONTESTANTS, BENCH_SCALE (see cni-latency.sh).
+# BENCH_CONTESTANTS, BENCH_SCALE, BENCH_BASELINE (an earlier build's directory: its aws-cni and
+# ipamd run as two more contestants in the same boot, for a before/after; see cni-latency.sh).
 set -euo pipefail
 export LC_ALL=C
 cd "$(dirname "$0")/../.."
@@ -38,6 +39,7 @@ print_table() {
         def f: fmt(10);
         def x: fmt(100);
         [["aws-cni-strict", "aws-cni strict"], ["aws-cni-standard", "aws-cni standard"],
+         ["baseline-strict", "baseline strict"], ["baseline-standard", "baseline standard"],
          ["debian-vlan-host-local", "Debian vlan + host-local"], ["floor", "floor (C, libnl, static)"]][] as [$k, $name] |
         .vm.contestants[$k] as $c | select($c != null) | (.ratios[$k] // {}) as $r |
         [$name, ($c.add.median_ms | f), ($c.add.p90_ms | f), ($c.add.max_ms | f),
@@ -46,21 +48,24 @@ print_table() {
         while IFS=$'\t' read -r label a1 a2 a3 d1 d2 d3 fl x1 x2 x3 x4; do
             printf '%-26s %8s %8s %9s %8s %8s %9s %5s %7s %8s %7s %8s\n' "$label" "$a1" "$a2" "$a3" "$d1" "$d2" "$d3" "$fl" "$x1" "$x2" "$x3" "$x4"
         done
+    jq -r '.vm.contestants | to_entries[] | select(.value.add.phases.n // 0 > 0) |
+        "  \(.key) ADD phases (medians from the plugin log): exec to first line \(.value.add.phases.start_ms) ms, first to last line \(.value.add.phases.work_ms) ms, last line to exit \(.value.add.phases.end_ms) ms"' "$OUT"
     echo
     r '.vm.parallel | "20 aws-cni strict pods, 4 at a time (VM): ADD wall \(.add_wall_ms) ms, \(.add_failures) failures; DEL wall \(.del_wall_ms) ms, \(.del_failures) failures"'
     r '.vm.exec_baselines | "VM cost of one exec (median of \(.floor_noop.n), round robin): /bin/true \(.bin_true.median_ms) ms, floor noop \(.floor_noop.median_ms) ms, aws-cni VERSION \(.aws_cni_version.median_ms) ms: VERSION/noop \(if .floor_noop.median_ms > 0 then (.aws_cni_version.median_ms / .floor_noop.median_ms * 100 | round / 100) else "-" end)"'
     if [[ $(jq '.vm.scale | length > 1' "$OUT") == true ]]; then
         echo
         r '.vm.scale | "Scale (VM): \(.measured_pods) pods added then deleted one after the other, with N other branch pods of the same mode already on the node; ms; ratios are of medians against N = 0"'
-        printf '%-18s %5s %9s %9s %9s %9s %5s %8s %8s\n' mode N "ADD med" "ADD p90" "DEL med" "DEL p90" fail "ADD/N=0" "DEL/N=0"
+        printf '%-18s %5s %9s %9s %9s %9s %5s %8s %8s  %s\n' mode N "ADD med" "ADD p90" "DEL med" "DEL p90" fail "ADD/N=0" "DEL/N=0" "ADD phases start/work/end"
         jq -r '.vm.scale | del(.measured_pods) | to_entries | sort_by(.key | {strict: 0, floor: 1, standard: 2}[.])[] | .key as $m | .value | (.["0"] // null) as $z |
             del(.background) | to_entries | sort_by(.key | tonumber)[] |
             def r(a; b): if a != null and b != null and b > 0 then (a / b * 100 | round / 100 | tostring) else "-" end;
             [$m, .key, (.value.add.median_ms // "-"), (.value.add.p90_ms // "-"), (.value.del.median_ms // "-"), (.value.del.p90_ms // "-"),
-             (.value.add.failures + .value.del.failures), r(.value.add.median_ms; $z.add.median_ms), r(.value.del.median_ms; $z.del.median_ms)] | @tsv' "$OUT" |
-            while IFS=$'\t' read -r m n a1 a2 d1 d2 fl x1 x2; do
+             (.value.add.failures + .value.del.failures), r(.value.add.median_ms; $z.add.median_ms), r(.value.del.median_ms; $z.del.median_ms),
+             (.value.add.phases | if . == null then "-" else "\(.start_ms)/\(.work_ms)/\(.end_ms)" end)] | @tsv' "$OUT" |
+            while IFS=$'\t' read -r m n a1 a2 d1 d2 fl x1 x2 ph; do
                 [[ $m == floor ]] && m="floor (strict)" || m="aws-cni $m"
-                printf '%-18s %5s %9s %9s %9s %9s %5s %8s %8s\n' "$m" "$n" "$a1" "$a2" "$d1" "$d2" "$fl" "$x1" "$x2"
+                printf '%-18s %5s %9s %9s %9s %9s %5s %8s %8s  %s\n' "$m" "$n" "$a1" "$a2" "$d1" "$d2" "$fl" "$x1" "$x2" "$ph"
             done
     fi
     r '.vm | "Floor builds the same datapath as aws-cni strict (pod 1 compared): \(if .floor_matches_aws_cni_strict then "yes" else "NO" end); differences left after DELs: \(.leftovers)"'
@@ -94,7 +99,7 @@ echo "== VM: CNI ADD/DEL latency, all contestants in one boot (several minutes)"
 # so the load around the run goes into the result.
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 (($(cut -d. -f1 /proc/loadavg) < 1)) || echo "warning: host load average is $load_before; other work will skew the VM figures" >&2
-VM_PASS_ENV="BIN FLOOR BENCH_PODS BENCH_ROUNDS BENCH_CONTESTANTS BENCH_SCALE" scripts/vm/run.sh scripts/bench/cni-latency.sh >"$tmp/vm.json"
+VM_PASS_ENV="BIN FLOOR BENCH_PODS BENCH_ROUNDS BENCH_CONTESTANTS BENCH_SCALE BENCH_BASELINE" scripts/vm/run.sh scripts/bench/cni-latency.sh >"$tmp/vm.json"
 jq -e .contestants "$tmp/vm.json" >/dev/null || { echo "the VM part printed no result" >&2; exit 1; }
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -127,7 +132,9 @@ jq -n --slurpfile vm "$tmp/vm.json" --argjson version "$version" --argjson rpc "
      ratios_note: "median over median, same VM boot",
      host_load_average_around_vm: {before: $load_before, after: $load_after},
      vm: $v,
-     ratios: {"aws-cni-strict": ratios("aws-cni-strict"), "aws-cni-standard": ratios("aws-cni-standard")},
+     ratios: ({"aws-cni-strict": ratios("aws-cni-strict"), "aws-cni-standard": ratios("aws-cni-standard")}
+             + if $v.contestants["baseline-strict"] then
+                 {"baseline-strict": ratios("baseline-strict"), "baseline-standard": ratios("baseline-standard")} else {} end),
      host: {aws_cni_version: $version, ipamd_rpc: $rpc, ipamd_rss: $rss, ipamd_rss_kubernetes: $rss_k8s}}' >"$OUT"
 
 print_table "$OUT"
