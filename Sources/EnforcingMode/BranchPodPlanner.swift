@@ -110,7 +110,9 @@ public enum BranchPodPlanner {
 /// unlike udev's "persistent" policy, which would derive them from the name after creation).
 public enum VethMAC {
     public static func random<G: RandomNumberGenerator>(using g: inout G) -> MACAddress {
-        var bytes = (0..<6).map { _ in UInt8.random(in: 0...255, using: &g) }
+        // One draw of 64 bits for the 48: with the system generator, one getrandom(2), not six.
+        let r = g.next()
+        var bytes = (0..<6).map { UInt8(truncatingIfNeeded: r >> (8 * $0)) }
         bytes[0] = (bytes[0] & 0xfe) | 0x02
         return MACAddress(bytes: bytes)!
     }

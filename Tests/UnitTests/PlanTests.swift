@@ -52,10 +52,14 @@ func commonPodSide(_ veth: String) -> [String] { [
 
     @Test func vethMACsAreLocallyAdministeredUnicast() {
         var g = SystemRandomNumberGenerator()
+        var seen = Set<MACAddress>()
         for _ in 0..<100 {
             let m = VethMAC.random(using: &g)
             #expect(m.bytes[0] & 0x02 == 0x02 && m.isUnicast)
+            seen.insert(m)
         }
+        // 46 random bits each: a repeat among 100 would mean the bytes are not all drawn.
+        #expect(seen.count == 100)
     }
 }
 

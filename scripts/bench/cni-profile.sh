@@ -5,7 +5,8 @@
 # Prints a readable report:
 #   1. exec costs (median of 20, round robin): /bin/true, the floor doing nothing, aws-cni
 #      VERSION as built, with the Swift backtracer's start-up probe turned off, from a tmpfs copy
-#      (no 9p lookups for its $ORIGIN runpath), and STATUS (config decode + one ipamd round trip)
+#      (no 9p lookups for its $ORIGIN runpath), and STATUS (config decode + one ipamd round trip);
+#      ipamd's round trip alone (scripts/bench/rpc-load.c, one client)
 #   2. ADD/DEL medians, odd pods at the default Debug log level, even ones at "error"
 #   3. ADD phases without any tracer: exec -> "command start" log line -> "branch pod added" log
 #      line -> exit, from $EPOCHREALTIME around the exec and the plugin log's ms timestamps
@@ -36,6 +37,12 @@ for ((i = 1; i <= N; i++)); do
     ((i > 1)) && pods_json+=','
     printf -v e '"default/prof-%d": [{"eniId":"eni-%017x","ifAddress":"0a:00:00:02:00:%02x","privateIp":"10.0.40.%d","vlanId":%d,"subnetCidr":"10.0.32.0/19"}]' \
         "$i" "$i" "$i" "$((i + 10))" "$i"
+    pods_json+=$e
+done
+# bench/pod-1..20 for scripts/bench/rpc-load.c (the ipamd round trip alone), on VLANs 41..60.
+for ((i = 1; i <= N; i++)); do
+    printf -v e ',"bench/pod-%d": [{"eniId":"eni-%017x","ifAddress":"0a:00:00:03:00:%02x","privateIp":"10.0.41.%d","vlanId":%d,"subnetCidr":"10.0.32.0/19"}]' \
+        "$i" "$((i + 40))" "$i" "$((i + 10))" "$((i + 40))"
     pods_json+=$e
 done
 write_pods_file <<<"$pods_json}}"
@@ -105,6 +112,11 @@ echo "  SWIFT_BACKTRACE=enable=no:                $(ms "$WORK/s/exec.version-nob
 echo "  copy on tmpfs:                            $(ms "$WORK/s/exec.version-tmpfs")"
 echo "  copy on tmpfs, SWIFT_BACKTRACE=enable=no: $(ms "$WORK/s/exec.version-tmpfs-nobt")"
 echo "aws-cni STATUS (decode + ipamd ping):       $(ms "$WORK/s/exec.status")"
+# ipamd's side alone: connect, an AddNetwork of a pod it serves (a checkpoint write each), answer.
+if gcc -O2 -pthread -o "$WORK/rpc-load" scripts/bench/rpc-load.c; then
+    echo "ipamd round trip, one client, 200 AddNetworks (rpc-load): $(node "$WORK/rpc-load" "$IPAMD_SOCKET" 200 1 "$N" |
+        jq -r '"p50 \(.p50_ms) ms, p90 \(.p90_ms) ms, max \(.max_ms) ms, \(.errors) errors"')"
+fi
 /usr/bin/time -f 'aws-cni VERSION: %e s wall, %U s user, %S s sys, %R minor page faults, %M KiB max RSS' \
     env CNI_COMMAND=VERSION "$AWS" </dev/null >/dev/null
 /usr/bin/time -f 'floor noop:      %e s wall, %U s user, %S s sys, %R minor page faults, %M KiB max RSS' "$FLOOR" noop
