@@ -15,9 +15,21 @@ public struct FixedTrunk: TrunkLocator {
     public func trunkIndex() throws(NetlinkError) -> Int32? { index }
 }
 
-/// A fresh directory under the system's temporary directory.
+/// One parent for every `tempDir()` of this test process, removed when the process exits: test
+/// runs left tens of thousands of directories in /tmp otherwise. Short, for Unix socket paths.
+private let testRoot: String = {
+    let d = NSTemporaryDirectory() + "ipamd-t\(getpid())"
+    try? FileManager.default.removeItem(atPath: d)  // a crashed run of a recycled pid
+    try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
+    atexit { removeTestRoot() }
+    return d
+}()
+
+private func removeTestRoot() { try? FileManager.default.removeItem(atPath: testRoot) }
+
+/// A fresh directory under this process's test root (see `testRoot`).
 public func tempDir() -> String {
-    let d = NSTemporaryDirectory() + "ipamd-test-" + UUID().uuidString.prefix(8)
+    let d = testRoot + "/" + UUID().uuidString.prefix(8)
     try! FileManager.default.createDirectory(atPath: d, withIntermediateDirectories: true)
     return d
 }
