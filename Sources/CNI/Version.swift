@@ -1,4 +1,5 @@
 import JSONText
+
 /// CNI spec versions this plugin speaks; it answers in the version it was called with.
 public enum CNIVersion {
     public static let supported = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]

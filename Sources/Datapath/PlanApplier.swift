@@ -87,9 +87,7 @@ public struct PlanApplier {
                 // IFF_UP): one round trip less, the same end state; neither step has an inverse.
                 if case .tagOwner(let name, let owner) = step, i < steps.endIndex, steps[i] == .linkUp(.host, name) {
                     let idx = try context.linkIndex(.host, name, step: step)
-                    do { try context.host.setAlias(index: idx, alias: owner, up: true) } catch {
-                        throw DatapathError(step: step.description, cause: .netlink(error))
-                    }
+                    try Self.netlink(step) { () throws(NetlinkError) in try context.host.setAlias(index: idx, alias: owner, up: true) }
                     i += 1
                     continue
                 }
@@ -151,9 +149,7 @@ public struct PlanApplier {
     /// Applies one step; false when the object was already there (nothing to undo).
     @discardableResult
     func apply(_ step: PlanStep) throws(DatapathError) -> Bool {
-        func nl<T>(_ body: () throws(NetlinkError) -> T) throws(DatapathError) -> T {
-            do { return try body() } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
-        }
+        func nl<T>(_ body: () throws(NetlinkError) -> T) throws(DatapathError) -> T { try Self.netlink(step, body) }
         let ctx = context
         switch step {
         case .createVeth(let host, let container, let mtu, let hostMAC, let containerMAC):
@@ -203,6 +199,11 @@ public struct PlanApplier {
             try nl { () throws(NetlinkError) in try ctx.host.deleteRule(r) }
         }
         return true
+    }
+
+    /// A netlink call of `step`, its failure reported as that step's.
+    static func netlink<T>(_ step: PlanStep, _ body: () throws(NetlinkError) -> T) throws(DatapathError) -> T {
+        do { return try body() } catch { throw DatapathError(step: step.description, cause: .netlink(error)) }
     }
 
     static func route(_ r: PlannedRoute, index: Int32) -> Route {

@@ -98,14 +98,11 @@ public final class PodRegistry: Sendable {
             return (.recorded(released: released), previous, s.version)
         }
         guard case .recorded(let released) = decided.0 else { return decided.0 }
-        do { try persist(through: decided.version) } catch {
-            // Not recorded after all: put back what this claim replaced, unless changed since.
-            change { pods in
-                guard pods[pod.key] == pod else { return }
-                pods[pod.key] = decided.previous
-                for q in released where pods[q.key] == nil { pods[q.key] = q }
-            }
-            throw error
+        // Not recorded after all: put back what this claim replaced, unless changed since.
+        try persist(through: decided.version) { pods in
+            guard pods[pod.key] == pod else { return }
+            pods[pod.key] = decided.previous
+            for q in released where pods[q.key] == nil { pods[q.key] = q }
         }
         return decided.0
     }
@@ -122,10 +119,7 @@ public final class PodRegistry: Sendable {
         }
         guard let decided else { return nil }
         if decided.removed {
-            do { try persist(through: decided.version) } catch {
-                change { pods in if pods[key] == nil { pods[key] = decided.pod } }
-                throw error
-            }
+            try persist(through: decided.version) { pods in if pods[key] == nil { pods[key] = decided.pod } }
         }
         return (decided.pod, decided.removed)
     }
@@ -141,10 +135,7 @@ public final class PodRegistry: Sendable {
             return (dropped, s.version)
         }
         guard !decided.dropped.isEmpty else { return [] }
-        do { try persist(through: decided.version) } catch {
-            change { pods in for d in decided.dropped where pods[d.key] == nil { pods[d.key] = d } }
-            throw error
-        }
+        try persist(through: decided.version) { pods in for d in decided.dropped where pods[d.key] == nil { pods[d.key] = d } }
         return decided.dropped
     }
 
@@ -155,23 +146,24 @@ public final class PodRegistry: Sendable {
         state.withLock { Array($0.pods.values) }.sorted { ($0.namespace, $0.name, $0.containerID) < ($1.namespace, $1.name, $1.containerID) }
     }
 
-    /// A change that is not itself written now (an undo): the next write carries it.
-    private func change(_ body: (inout [String: ServedPod]) -> Void) {
-        state.withLock { s in
-            body(&s.pods)
-            s.version += 1
-        }
-    }
-
-    /// Returns once the checkpoint holds `version` or a later one.
-    private func persist(through version: UInt64) throws(CheckpointError) {
+    /// Returns once the checkpoint holds `version` or a later one. When the write fails, `undo`
+    /// takes the change back in memory (the next write carries the undo) and the error is thrown.
+    private func persist(through version: UInt64, orUndo undo: (inout [String: ServedPod]) -> Void) throws(CheckpointError) {
         guard let store else { return }
-        try written.withLock { (w: inout UInt64) throws(CheckpointError) in
-            // A write that started after this change carried it.
-            guard w < version else { return }
-            let (pods, v) = state.withLock { (Array($0.pods.values), $0.version) }
-            try store.save(pods)
-            w = v
+        do {
+            try written.withLock { (w: inout UInt64) throws(CheckpointError) in
+                // A write that started after this change carried it.
+                guard w < version else { return }
+                let (pods, v) = state.withLock { (Array($0.pods.values), $0.version) }
+                try store.save(pods)
+                w = v
+            }
+        } catch {
+            state.withLock { s in
+                undo(&s.pods)
+                s.version += 1
+            }
+            throw error
         }
     }
 }
