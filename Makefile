@@ -4,7 +4,7 @@ SWIFT ?= swift
 # The toolchain's usual place on our machines, in case the shell's PATH lacks it.
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build release test demo bench fuzz soak deps clean
+.PHONY: all build release test demo bench fuzz soak bench-cloud-start deps clean
 
 all: build
 
@@ -50,6 +50,13 @@ soak: release
 	$(SWIFT) build --build-tests
 	CHURN_SOAK_SECONDS=$(SOAK_SECONDS) VM_PASS_ENV=CHURN_SOAK_SECONDS VM_TIMEOUT=$$(( $(SOAK_SECONDS) + 900 )) \
 	    scripts/vm/run.sh .build/debug/aws-sg-podsPackageTests.xctest --testing-library swift-testing --filter ChurnSoakBench
+
+# ipamd start to ready with cloud discovery (metadata + EC2 simulated on loopback), on the host:
+# CLOUD_START_RUNS starts, the median and the cloud calls each made.
+CLOUD_START_RUNS ?= 10
+bench-cloud-start: release
+	$(SWIFT) build --build-tests
+	CLOUD_START_BENCH=$(CLOUD_START_RUNS) .build/debug/aws-sg-podsPackageTests.xctest --testing-library swift-testing --filter CloudStartBench
 
 clean:
 	rm -rf .build

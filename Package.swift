@@ -21,6 +21,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         // Typed errno and file descriptors for the one syscall layer (SystemIO).
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+        // SigV4's HMAC-SHA256 and SHA-256 for the EC2 and STS clients.
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // Flat C API over libnl-3 (Debian libnl-3-dev): nlshim_* symbols, ints and -errno only; no
@@ -64,7 +66,7 @@ let package = Package(
         ]),
         // ipamd: config, pod-ENI sources, RPC and debug servers.
         .target(name: "IPAMDCore", dependencies: [
-            "IPAMDProtocol", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "IPAMDProtocol", "Datapath", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ]),
         // The Kubernetes wire types (pods, lists, watch events, status) and the client's errors:
         // pure decoding, no networking, so the fuzzers build it without SwiftNIO.
@@ -79,6 +81,21 @@ let package = Package(
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "Logging", package: "swift-log"),
             "Yams",
+        ]),
+        // The AWS side: IMDSv2, the credentials chain, SigV4, the EC2 query API (and STS for
+        // web identity). Knows nothing of ipamd.
+        .target(name: "AWSCloud", dependencies: [
+            "NetModel",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // ipamd's cloud side: discovery of the node from metadata and EC2, the late trunk, the
+        // VPC CIDR refresh. Logic behind AWSCloud's protocols.
+        .target(name: "IPAMDCloud", dependencies: [
+            "AWSCloud", "IPAMDCore", "NodeSetup", "Netlink", "NetModel", "SystemIO", .product(name: "Logging", package: "swift-log"),
         ]),
         // ipamd's Kubernetes pod-ENI source: the watch feeding IPAMDCore's pod cache, node signalling.
         .target(name: "IPAMDKubernetes", dependencies: [
@@ -98,7 +115,7 @@ let package = Package(
             .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
         ]),
         .executableTarget(name: "ipamd", dependencies: [
-            "IPAMDCore", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "IPAMDCore", "IPAMDCloud", "AWSCloud", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),
         // Shared by the test targets only: the in-memory kernel, the in-process ipamd, throwaway
         // network namespaces, node snapshots, the model-based sequence runner.
@@ -108,7 +125,7 @@ let package = Package(
             "SystemIO", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport",
+            "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport",
         ]),
         // Against a local test API server (scripts/tests/fake-apiserver.py) over HTTPS on loopback.
         .testTarget(name: "KubernetesTests", dependencies: [
@@ -118,6 +135,11 @@ let package = Package(
         // (VLAN parts in the VM), ipamd and aws-cni exec'd, state read back through Netlink.
         .testTarget(name: "IntegrationTests", dependencies: [
             "TestSupport", "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "IPAMDProtocol", "IPAMDCore", "SystemIO",
+        ]),
+        // The cloud clients against moto (EC2, STS) and the IMDS test server on loopback
+        // (scripts/tests/cloud-sim.py), SigV4 against botocore.
+        .testTarget(name: "CloudTests", dependencies: [
+            "AWSCloud", "NetModel", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "PrivilegedTests", dependencies: [
             "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNIPlugin", "IPAMDProtocol", "NodeSetup", "TestSupport",

@@ -24,3 +24,6 @@ if ((${#missing[@]})); then
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 command -v swift >/dev/null || { echo "swift not found on PATH (expected Swift 6.x, e.g. /opt/swift/usr/bin)" >&2; exit 1; }
+# The cloud test harness (scripts/tests/cloud-sim.py): moto as the EC2/STS API, botocore's
+# SigV4Auth as the reference signer. Preinstalled on the build machines; pinned when missing.
+python3 -c 'import moto, boto3, botocore' 2>/dev/null || python3 -m pip install -q 'moto[server]==5.2.1' 'boto3==1.43.11'

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import FoundationEssentials
+import IPAMDProtocol
 import NodeSetup
 import Synchronization
 
@@ -53,6 +54,17 @@ public final class FileCheckpoint: ServedPodStore {
             throw CheckpointError(path: path, reason: "cannot encode its allocations: \(error)")
         }
         return shape.branchPods ?? []
+    }
+
+    /// Renames an unusable checkpoint to `<path>.corrupt-<UTC time>` (kept for a human to read;
+    /// the next write starts a fresh file). Returns the new path.
+    public func moveAside(now: String = Timestamp.rfc3339Now(fractionDigits: 0)) throws(CheckpointError) -> String {
+        let aside = path + ".corrupt-" + now.filter { $0 != ":" }
+        guard rename(path, aside) == 0 else {
+            throw CheckpointError(path: path, reason: "cannot move it aside to \(aside): \(String(cString: strerror(errno)))")
+        }
+        allocations.withLock { $0 = Array("[]".utf8) }
+        return aside
     }
 
     /// The document encoding `Shape` with sorted keys gives ("allocations" < "branchPods" <

@@ -117,8 +117,15 @@ public struct IPAMDConfig: Sendable, Hashable {
     public var checkpointPath: String = "/var/run/aws-node/ipam.json"
     public var debugSocket: String = "/var/run/aws-node/ipamd-debug.sock"
     public var podENISource: PodENISourceKind
-    public var trunk: TrunkSpec
+    /// TRUNK_INTERFACE; nil: discovered through EC2 (and possibly attached after start).
+    public var trunk: TrunkSpec?
+    /// VPC_CIDRS; empty: discovered from instance metadata (and re-read while running).
     public var vpcCIDRs: [IPPrefix]
+    /// NODE_PRIMARY_INTERFACE was given (else: the link with the primary MAC when discovering,
+    /// eth0 when not).
+    public var primaryInterfaceGiven = false
+    /// Instance metadata and the EC2 API (Config+Cloud.swift).
+    public var cloud = CloudSettings()
     public var externalSNAT: Bool { node.externalSNAT }
     public var logLevel: LogLevel = .debug
     /// A file path, or "stderr"/"stdout".
@@ -133,9 +140,11 @@ public struct IPAMDConfig: Sendable, Hashable {
     public var pluginSource: String?
     public var cniBinDir: String = "/opt/cni/bin"
     public var cniConfDir: String = "/etc/cni/net.d"
+    /// AWS_VPC_ENI_MTU: a trunk attached while ipamd runs is brought up with it.
+    public var eniMTU: UInt32 = 9001
     public var conflist: ConflistSettings
 
-    public init(podENISource: PodENISourceKind, trunk: TrunkSpec, vpcCIDRs: [IPPrefix]) {
+    public init(podENISource: PodENISourceKind, trunk: TrunkSpec?, vpcCIDRs: [IPPrefix]) {
         self.podENISource = podENISource; self.trunk = trunk; self.vpcCIDRs = vpcCIDRs
         node = NodeSettings(vpcCIDRs: vpcCIDRs)
         conflist = ConflistSettings(ipamdSocket: rpcSocket)
@@ -153,7 +162,8 @@ public struct IPAMDConfig: Sendable, Hashable {
             r.fail("POD_ENI_SOURCE", "invalid value \"\(sourceText)\"; accepted values: kubernetes, file:<path>")
         }
 
-        var trunk = TrunkSpec.name("")
+        // Unset: the trunk is found through EC2 (the attached ENI of InterfaceType trunk).
+        var trunk: TrunkSpec?
         if let trunkText = r.value("TRUNK_INTERFACE") {
             if let mac = MACAddress(trunkText) {
                 trunk = .mac(mac)
@@ -162,8 +172,6 @@ public struct IPAMDConfig: Sendable, Hashable {
             } else {
                 r.fail("TRUNK_INTERFACE", "\"\(trunkText)\" is neither a link name (at most 15 characters) nor a MAC address")
             }
-        } else {
-            r.fail("TRUNK_INTERFACE", "not set; give the trunk's link name (e.g. eth1) or MAC (e.g. 0a:1b:2c:3d:4e:5f)")
         }
 
         var c = IPAMDConfig(podENISource: source, trunk: trunk, vpcCIDRs: r.ipv4CIDRs("VPC_CIDRS"))
@@ -176,6 +184,7 @@ public struct IPAMDConfig: Sendable, Hashable {
         }
         c.readNodeSettings(&r)
         c.readPluginInstall(&r)
+        c.cloud = CloudSettings.read(&r)
         if case .kubernetes(var k) = c.podENISource {
             k.enablePodENI = c.node.enablePodENI
             c.podENISource = .kubernetes(k)
@@ -195,14 +204,6 @@ public struct IPAMDConfig: Sendable, Hashable {
             r.fail("ENABLE_IPv6", "true is not supported: this build serves IPv4 clusters only; accepted values: false")
         }
         n.externalSNAT = r.bool("AWS_VPC_K8S_CNI_EXTERNALSNAT", default: false)
-        // Fail closed: SNAT exempts only the VPC CIDRs it knows, so with none known every pod
-        // connection to the VPC would leave with the node's address and the node's groups.
-        if vpcCIDRs.isEmpty && !n.externalSNAT && !r.problems.contains(where: { $0.variable == "VPC_CIDRS" }) {
-            r.fail("VPC_CIDRS", "not set, and node SNAT is on (AWS_VPC_K8S_CNI_EXTERNALSNAT=false): without the VPC's CIDRs, pod "
-                + "traffic to the VPC would be SNATed to the node's address and bypass the pods' security groups; "
-                + "accepted values: a comma-separated list of the VPC's IPv4 CIDRs like 10.0.0.0/16,100.64.0.0/16 "
-                + "(or AWS_VPC_K8S_CNI_EXTERNALSNAT=true when SNAT happens outside the node)")
-        }
         n.excludedSNATCIDRs = r.ipv4CIDRs("AWS_VPC_K8S_CNI_EXCLUDE_SNAT_CIDRS")
         n.portRandomization = r.read("AWS_VPC_K8S_CNI_RANDOMIZESNAT", default: .prng, accepted: "prng, hashrandom, none") { SNATPortRandomization(rawValue: $0) }
         n.connmark = r.read("AWS_VPC_K8S_CNI_CONNMARK", default: n.connmark,
@@ -216,6 +217,7 @@ public struct IPAMDConfig: Sendable, Hashable {
         nodeReconcileInterval = interval == 0 ? nil : .seconds(interval)
         n.vethPrefix = r.read("AWS_VPC_K8S_CNI_VETHPREFIX", default: n.vethPrefix,
                               accepted: "1 to 4 ASCII letters or digits, not eth, lo or vlan") { Naming.vethPrefixProblem($0) == nil ? $0 : nil }
+        primaryInterfaceGiven = r.value("NODE_PRIMARY_INTERFACE") != nil
         n.primaryInterface = r.read("NODE_PRIMARY_INTERFACE", default: n.primaryInterface,
                                     accepted: "a link name of at most 15 characters") { i in
             i.utf8.count <= 15 && !i.contains("/") && !i.contains(" ") && !i.contains("\"") ? i : nil
@@ -235,7 +237,7 @@ public struct IPAMDConfig: Sendable, Hashable {
         func mtu(_ k: String, default d: UInt32) -> UInt32 {
             r.read(k, default: d, accepted: "an integer in 576...9001") { t in UInt32(t).flatMap { Naming.podMTURange.contains($0) ? $0 : nil } }
         }
-        let eniMTU = mtu("AWS_VPC_ENI_MTU", default: 9001)
+        eniMTU = mtu("AWS_VPC_ENI_MTU", default: 9001)
         var c = ConflistSettings(vethPrefix: node.vethPrefix, mtu: mtu("POD_MTU", default: eniMTU),
                                  enforcingMode: node.enforcingMode, ipamdSocket: rpcSocket)
         c.pluginLogFile = r.read("AWS_VPC_K8S_PLUGIN_LOG_FILE", default: c.pluginLogFile,

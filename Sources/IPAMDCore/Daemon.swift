@@ -13,11 +13,12 @@ public final class Daemon: @unchecked Sendable {
     let handler: RPCHandler
     var listeners: [UnixListener] = []
 
-    public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry, logger: Logger) {
+    public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry,
+                facts: NodeFacts? = nil, logger: Logger) {
         self.config = config
         self.logger = logger
         self.registry = registry
-        handler = RPCHandler(config: config, source: source, trunk: trunk, registry: registry, logger: logger)
+        handler = RPCHandler(config: config, source: source, trunk: trunk, registry: registry, facts: facts, logger: logger)
     }
 
     /// Binds both sockets and starts serving.

@@ -89,6 +89,14 @@ public final class PodCache: PodENISource, @unchecked Sendable {
         cond.unlock()
     }
 
+    public func waitUntilSynced(timeout: Double) -> Bool {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        cond.lock()
+        defer { cond.unlock() }
+        while !synced && !closing && cond.wait(until: deadline) {}
+        return synced
+    }
+
     public var isSynced: Bool { cond.lock(); defer { cond.unlock() }; return synced }
     public var count: Int { cond.lock(); defer { cond.unlock() }; return pods.count }
     /// Lookups blocked on the condition right now (tests wait for this instead of sleeping).

@@ -29,10 +29,14 @@ public protocol PodENISource: Sendable {
     func podViews() -> [PodView]
     /// Stops waiting: lookups blocked for details answer `.shuttingDown` at once.
     func shutdown()
+    /// Waits up to `timeout` seconds for the source to know every pod of the node (a watch's
+    /// first list); true once it does. What a source lists is complete at once by default.
+    func waitUntilSynced(timeout: Double) -> Bool
 }
 
 extension PodENISource {
     public func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup { lookup(key: pod.key, containerID: pod.containerID) }
     public func podViews() -> [PodView] { [] }
     public func shutdown() {}
+    public func waitUntilSynced(timeout: Double) -> Bool { true }
 }

@@ -16,12 +16,15 @@ public struct ServedPod: Codable, Sendable, Hashable {
     public var mac: String
     /// RFC 3339 UTC time of the AddNetwork answer.
     public var servedAt: String
+    /// The enforcing mode the pod was built in ("strict", "standard"); nil in checkpoints written
+    /// before it was recorded.
+    public var mode: String?
 
     public init(namespace: String, name: String, podUID: String, containerID: String, ifName: String, branch: Bool,
-                vlanID: UInt16, eniID: String, ipv4: String?, mac: String, servedAt: String) {
+                vlanID: UInt16, eniID: String, ipv4: String?, mac: String, servedAt: String, mode: String? = nil) {
         self.namespace = namespace; self.name = name; self.podUID = podUID; self.containerID = containerID
         self.ifName = ifName; self.branch = branch; self.vlanID = vlanID; self.eniID = eniID; self.ipv4 = ipv4
-        self.mac = mac; self.servedAt = servedAt
+        self.mac = mac; self.servedAt = servedAt; self.mode = mode
     }
 
     /// Like PodRequest.key: "namespace/name", or the container id for runtimes without pod identity.

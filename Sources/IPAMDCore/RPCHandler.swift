@@ -8,10 +8,14 @@ public final class RPCHandler: Sendable {
     let source: any PodENISource
     let trunk: any TrunkLocator
     public let registry: PodRegistry
+    /// The VPC CIDRs every reply carries (re-read from the cloud while running).
+    public let facts: NodeFacts
     let logger: Logger
 
-    public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry, logger: Logger) {
+    public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry,
+                facts: NodeFacts? = nil, logger: Logger) {
         self.config = config; self.source = source; self.trunk = trunk; self.registry = registry; self.logger = logger
+        self.facts = facts ?? NodeFacts(vpcCIDRs: config.vpcCIDRs)
     }
 
     public func handle(_ request: RPCRequest) -> RPCReply {
@@ -55,20 +59,29 @@ public final class RPCHandler: Sendable {
             return RPCReply(error: RPCFailure(.shuttingDown, "ipamd is shutting down; retry once it is back"))
         case .branch(let eni):
             let index: Int32?
-            do { index = try trunk.trunkIndex() } catch {
-                return RPCReply(error: RPCFailure(.internal, "cannot look up trunk \(config.trunk): \(error)"))
+            // A trunk not attached yet is on its way: AddNetwork waits for it as for an annotation.
+            if record && trunk.awaitingAttachment {
+                logger.info("waiting for the trunk", metadata: ["pod": "\(pod.key)", "bound_s": "\(config.podENIWaitTimeout)"])
+            }
+            do { index = try trunk.trunkIndex(waitingUpTo: record ? config.podENIWaitTimeout : 0) } catch {
+                return RPCReply(error: RPCFailure(.internal, "cannot look up trunk \(trunkName): \(error)"))
             }
             guard let index else {
-                return RPCReply(error: RPCFailure(.internal, "trunk interface \(config.trunk) not found on this node"))
+                if trunk.awaitingAttachment {
+                    logger.info("trunk not attached yet", metadata: ["pod": "\(pod.key)"])
+                    return RPCReply(error: RPCFailure(.pending, "the node's trunk interface is not attached yet (the VPC resource controller attaches it after the node signals SecurityGroupsForPods); retry later"))
+                }
+                return RPCReply(error: RPCFailure(.internal, "trunk interface \(trunkName) not found on this node"))
             }
             let network = PodNetwork(branch: true, podIPv4: eni.ipv4?.description, podIPv6: eni.ipv6?.description, vlanID: eni.vlanID,
                                      branchMAC: eni.mac.description, branchENIID: eni.eniID, subnetCIDR: eni.subnetV4?.description,
                                      subnetGatewayV4: eni.gatewayV4?.description, parentIfIndex: index,
-                                     vpcCIDRs: config.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT)
+                                     vpcCIDRs: facts.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT)
             if record {
                 let served = ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
                                        ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
-                                       ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now())
+                                       ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now(),
+                                       mode: config.enforcingMode.rawValue)
                 if let refusal = claim(served) { return RPCReply(error: refusal) }
                 logger.info("served branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(eni.vlanID)", "ip": "\(eni.ipv4?.description ?? "")"])
             }
@@ -111,6 +124,10 @@ public final class RPCHandler: Sendable {
         }
     }
 
+    var trunkName: String {
+        config.trunk?.description ?? "(the trunk EC2 lists for this instance)"
+    }
+
     func del(_ pod: PodRequest) -> RPCReply {
         let removed: (pod: ServedPod, removed: Bool)?
         do { removed = try registry.remove(key: pod.key, containerID: pod.containerID) } catch {
@@ -122,7 +139,7 @@ public final class RPCHandler: Sendable {
         case let (s, true)?:
             logger.info("released branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(s.vlanID)"])
             return RPCReply(network: PodNetwork(branch: true, podIPv4: s.ipv4, vlanID: s.vlanID, branchMAC: s.mac, branchENIID: s.eniID,
-                                                vpcCIDRs: config.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT))
+                                                vpcCIDRs: facts.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT))
         case let (s, false)?:
             // The pod has a newer sandbox: its branch details are not this container's to remove.
             logger.info("DEL for a superseded sandbox", metadata: ["pod": "\(pod.key)", "container_id": "\(pod.containerID)", "current": "\(s.containerID)"])

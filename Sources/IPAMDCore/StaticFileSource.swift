@@ -50,6 +50,23 @@ public final class StaticFileSource: PodENISource {
         } ?? .notFound
     }
 
+    /// The file's branch pods: "namespace/name" keys as pods, other keys as container ids.
+    public func podViews() -> [PodView] {
+        let pods = state.withLock { s in
+            reloadIfChanged(&s)
+            return s.pods
+        }
+        return pods.sorted { $0.key < $1.key }.compactMap { key, lookup in
+            guard case .branch(let e) = lookup else { return nil }
+            let parts = key.split(separator: "/", maxSplits: 1).map(String.init)
+            var v = parts.count == 2 ? PodView(namespace: parts[0], name: parts[1], podUID: "", branch: true, state: .ready)
+                                     : PodView(namespace: "", name: "", podUID: "", branch: true, state: .ready)
+            if parts.count != 2 { v.containerID = key }
+            v.vlanID = e.vlanID; v.eniID = e.eniID; v.ipv4 = e.ipv4?.description; v.mac = e.mac.description
+            return v
+        }
+    }
+
     static func validate(_ list: [PodENIAnnotation]) -> PodENILookup {
         guard let first = list.first else { return .invalid(AnnotationError(field: "annotation", reason: "empty array")) }
         do { return .branch(try BranchENI.validate(first)) } catch { return .invalid(error) }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import Foundation
 import Netlink
 import NetModel
 import Synchronization
@@ -8,6 +9,17 @@ import Synchronization
 /// Finds the trunk's ifindex in the node namespace.
 public protocol TrunkLocator: Sendable {
     func trunkIndex() throws(NetlinkError) -> Int32?
+    /// Like `trunkIndex()`, but while the trunk is not known yet (not attached to the instance:
+    /// the VPC resource controller attaches it minutes after ipamd signals the feature) waits up
+    /// to `timeout` seconds for it to arrive.
+    func trunkIndex(waitingUpTo timeout: Double) throws(NetlinkError) -> Int32?
+    /// The trunk is not known yet: discovery is waiting for it to be attached.
+    var awaitingAttachment: Bool { get }
+}
+
+extension TrunkLocator {
+    public func trunkIndex(waitingUpTo timeout: Double) throws(NetlinkError) -> Int32? { try trunkIndex() }
+    public var awaitingAttachment: Bool { false }
 }
 
 /// Looks the trunk up by name or MAC through netlink, caching the index. A cached index is
@@ -17,23 +29,57 @@ public protocol TrunkLocator: Sendable {
 public final class NetlinkTrunkLocator: TrunkLocator, @unchecked Sendable {
     // @unchecked: the client is used only under `lock`, so one thread at a time.
     private let client: any NetlinkClient
-    private let spec: IPAMDConfig.TrunkSpec
+    /// nil until discovery names the trunk (TRUNK_INTERFACE, or EC2's InterfaceType trunk).
+    private let specState: Mutex<(spec: IPAMDConfig.TrunkSpec?, closing: Bool)>
+    /// Wakes the AddNetworks waiting for a trunk that is not attached yet.
+    private let arrival = NSCondition()
     private let recheckNanos: UInt64
     private let lock = Mutex<Int32?>(nil)
     /// The last index netlink confirmed, and when (CLOCK_MONOTONIC nanoseconds).
     private let confirmed = Mutex<(index: Int32, at: UInt64)?>(nil)
 
-    public init(client: any NetlinkClient, spec: IPAMDConfig.TrunkSpec, recheckInterval: Double = 1) {
+    public init(client: any NetlinkClient, spec: IPAMDConfig.TrunkSpec?, recheckInterval: Double = 1) {
         self.client = client
-        self.spec = spec
+        specState = Mutex((spec, false))
         recheckNanos = UInt64(max(recheckInterval, 0) * 1e9)
     }
 
+    public var spec: IPAMDConfig.TrunkSpec? { specState.withLock { $0.spec } }
+
+    public var awaitingAttachment: Bool { spec == nil }
+
+    /// Discovery found the trunk: AddNetworks waiting for it go on.
+    public func trunkArrived(_ spec: IPAMDConfig.TrunkSpec) {
+        arrival.lock()
+        specState.withLock { $0.spec = spec }
+        arrival.broadcast()
+        arrival.unlock()
+    }
+
+    /// ipamd is stopping: waiting AddNetworks answer at once.
+    public func shutdown() {
+        arrival.lock()
+        specState.withLock { $0.closing = true }
+        arrival.broadcast()
+        arrival.unlock()
+    }
+
+    public func trunkIndex(waitingUpTo timeout: Double) throws(NetlinkError) -> Int32? {
+        if spec == nil, timeout > 0 {
+            let deadline = Date(timeIntervalSinceNow: timeout)
+            arrival.lock()
+            while specState.withLock({ $0.spec == nil && !$0.closing }), arrival.wait(until: deadline) {}
+            arrival.unlock()
+        }
+        return try trunkIndex()
+    }
+
     public func trunkIndex() throws(NetlinkError) -> Int32? {
+        guard let spec else { return nil }
         let now = Self.monotonicNanos()
         if let c = confirmed.withLock({ $0 }), now &- c.at < recheckNanos { return c.index }
         let index = try lock.withLock { (cached: inout Int32?) throws(NetlinkError) -> Int32? in
-            if let idx = cached, let l = try client.link(index: idx), matches(l) { return idx }
+            if let idx = cached, let l = try client.link(index: idx), matches(l, spec) { return idx }
             let found: LinkInfo?
             switch spec {
             case .name(let n): found = try client.link(named: n)
@@ -52,7 +98,7 @@ public final class NetlinkTrunkLocator: TrunkLocator, @unchecked Sendable {
         return UInt64(ts.tv_sec) * 1_000_000_000 + UInt64(ts.tv_nsec)
     }
 
-    func matches(_ l: LinkInfo) -> Bool {
+    func matches(_ l: LinkInfo, _ spec: IPAMDConfig.TrunkSpec) -> Bool {
         switch spec {
         case .name(let n): l.name == n
         case .mac(let m): l.mac == m

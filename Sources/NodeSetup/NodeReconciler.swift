@@ -5,6 +5,7 @@ import Musl
 #endif
 import Foundation
 import Logging
+import NetModel
 import Synchronization
 
 /// Re-checks the node setup every `interval` and applies it again when something drifted: a host
@@ -14,16 +15,17 @@ import Synchronization
 /// that thread touches them; `state` guards the rest).
 public final class NodeReconciler: @unchecked Sendable {
     let setup: NodeSetup
-    let settings: NodeSettings
     let interval: Duration
     let logger: Logger
-    private let state: Mutex<(report: NodeSetupReport, stopped: Bool, repairs: Int)>
+    private let state: Mutex<(settings: NodeSettings, report: NodeSetupReport, stopped: Bool, repairs: Int)>
+    /// Serialises the uses of `setup`'s handles (the loop's checks, CIDR updates from discovery).
+    private let applying = Mutex(())
     /// Written to wake the thread for stop (no polling of a flag).
     private let wake: (read: Int32, write: Int32)
 
     public init(setup: NodeSetup, settings: NodeSettings, report: NodeSetupReport, interval: Duration, logger: Logger) {
-        self.setup = setup; self.settings = settings; self.interval = interval; self.logger = logger
-        state = Mutex((report, false, 0))
+        self.setup = setup; self.interval = interval; self.logger = logger
+        state = Mutex((settings, report, false, 0))
         var fds: [Int32] = [-1, -1]
         if pipe(&fds) == 0 {
             // Not inherited by anything ipamd might exec.
@@ -40,7 +42,26 @@ public final class NodeReconciler: @unchecked Sendable {
     /// Checks once; repairs when needed. Returns what had drifted.
     @discardableResult
     public func checkOnce() -> [String] {
-        let report = state.withLock { $0.report }
+        applying.withLock { _ in check() }
+    }
+
+    public var settings: NodeSettings { state.withLock { $0.settings } }
+
+    /// The VPC's CIDRs changed: only the SNAT-exempt set is replaced (one nft transaction), and
+    /// later drift checks compare with the new set.
+    public func updateVPCCIDRs(_ cidrs: [IPPrefix]) throws(NodeSetupError) {
+        try applying.withLock { (_) throws(NodeSetupError) in
+            let (settings, report) = state.withLock { s in
+                s.settings.vpcCIDRs = cidrs
+                return (s.settings, s.report)
+            }
+            let fresh = try setup.updateExemptSet(settings, report: report)
+            state.withLock { $0.report = fresh }
+        }
+    }
+
+    private func check() -> [String] {
+        let (settings, report) = state.withLock { ($0.settings, $0.report) }
         let drift = setup.drift(settings, since: report)
         guard !drift.isEmpty else { return [] }
         logger.warning("node setup drifted; applying it again", metadata: ["drift": "\(drift)"])

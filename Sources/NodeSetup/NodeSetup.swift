@@ -86,10 +86,7 @@ public struct NodeSetup {
             applied[key] = value
         }
 
-        let snat = SNATSettings(external: s.externalSNAT, vpcCIDRs: s.vpcCIDRs, excludedCIDRs: s.excludedSNATCIDRs,
-                                portRandomization: s.portRandomization, connmark: s.connmark, vethPrefix: s.vethPrefix,
-                                primaryInterface: s.primaryInterface, primaryIP: primaryIP)
-        let script = SNATRuleset.script(snat)
+        let script = SNATRuleset.script(Self.snatSettings(s, primaryIP: primaryIP))
         do throws(NFTablesError) { try nft.run(script) } catch { throw .nftables(error) }
         let listing = s.externalSNAT ? nil : currentTable()
 
@@ -110,6 +107,23 @@ public struct NodeSetup {
             "rules_added": "\(changes.add.map(\.description))", "rules_deleted": "\(changes.delete.map(\.description))",
         ])
         return NodeSetupReport(primaryIP: primaryIP, sysctls: applied, nftScript: script, tableListing: listing, ruleChanges: changes)
+    }
+
+    /// Replaces the SNAT-exempt set's elements with those of `s` (the VPC's CIDRs changed) in
+    /// one transaction, leaving the rest of the table alone; the report's listing follows.
+    public func updateExemptSet(_ s: NodeSettings, report: NodeSetupReport) throws(NodeSetupError) -> NodeSetupReport {
+        guard let script = SNATRuleset.exemptSetUpdate(Self.snatSettings(s, primaryIP: report.primaryIP)) else { return report }
+        do throws(NFTablesError) { try nft.run(script) } catch { throw .nftables(error) }
+        var r = report
+        r.tableListing = currentTable()
+        logger.info("SNAT-exempt set updated", metadata: ["vpc_cidrs": "\(s.vpcCIDRs.map(\.description))"])
+        return r
+    }
+
+    static func snatSettings(_ s: NodeSettings, primaryIP: IPv4Address) -> SNATSettings {
+        SNATSettings(external: s.externalSNAT, vpcCIDRs: s.vpcCIDRs, excludedCIDRs: s.excludedSNATCIDRs,
+                     portRandomization: s.portRandomization, connmark: s.connmark, vethPrefix: s.vethPrefix,
+                     primaryInterface: s.primaryInterface, primaryIP: primaryIP)
     }
 
     /// What no longer matches what `apply` left (someone ran `nft flush ruleset`, deleted a rule,

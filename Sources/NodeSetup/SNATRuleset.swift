@@ -59,6 +59,17 @@ public enum SNATRuleset {
         return lines.joined(separator: "\n") + "\n"
     }
 
+    /// Only the exempt set's elements, replaced in one transaction (a VPC CIDR added while
+    /// running): the chains, and so the pods' connections, are not touched, and no packet sees
+    /// the set half-written. nil with external SNAT (no table).
+    public static func exemptSetUpdate(_ s: SNATSettings) -> String? {
+        guard !s.external else { return nil }
+        var lines = ["flush set \(family) \(table) \(exemptSet)"]
+        let elements = s.exemptDestinations.map(\.description).joined(separator: ", ")
+        if !elements.isEmpty { lines.append("add element \(family) \(table) \(exemptSet) { \(elements) }") }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
     static func hex(_ v: UInt32) -> String { "0x" + String(v, radix: 16) }
 
     /// nft string literal; interface names and prefixes are validated, but quotes must not break out.

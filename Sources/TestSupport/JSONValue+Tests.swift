@@ -14,6 +14,16 @@ extension JSONValue: CustomStringConvertible {
         return nil
     }
 
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
+
+    public var intValue: Int? {
+        if case .number(let n) = self, n == n.rounded() { return Int(n) }
+        return nil
+    }
+
     public var arrayValue: [JSONValue] {
         if case .array(let a) = self { return a }
         return []

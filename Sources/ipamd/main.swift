@@ -1,6 +1,7 @@
 import Datapath
 import EnforcingMode
 import Foundation
+import IPAMDCloud
 import IPAMDCore
 import IPAMDKubernetes
 import Logging
@@ -56,48 +57,79 @@ case .kubernetes(let settings):
     source = kubernetes!.cache
 }
 
+// What the overrides left out comes from instance metadata and EC2; with all of them given, no
+// cloud call is made (the lab, the demo).
+let cloud = config.needsDiscovery ? CloudConnections(settings: config.cloud, logger: logger) : nil
+let discovered = awaitingOnThisThread { await discoverNode(config, cloud: cloud, logger: logger) }
+let node = config.with(discovered)
+let facts = NodeFacts(vpcCIDRs: node.vpcCIDRs)
+
 let trunk: NetlinkTrunkLocator
 do {
-    trunk = NetlinkTrunkLocator(client: try LibNLClient(), spec: config.trunk)
-    if let idx = try trunk.trunkIndex() {
-        logger.info("found trunk", metadata: ["trunk": "\(config.trunk)", "ifindex": "\(idx)"])
-    } else {
-        // The trunk may be attached after ipamd starts; requests look again.
-        logger.warning("trunk not found yet", metadata: ["trunk": "\(config.trunk)"])
-    }
+    trunk = NetlinkTrunkLocator(client: try LibNLClient(), spec: node.trunk)
 } catch {
     logger.critical("cannot open netlink", metadata: ["error": "\(error)"])
     exit(1)
 }
-
-let reconciler: NodeReconciler?
-do {
-    let setup = NodeSetup(netlink: try LibNLClient(), nft: try LibNFTables(), sysctl: ProcSysctl(), logger: logger)
-    let report = try setup.apply(config.node)
-    reconciler = config.nodeReconcileInterval.map {
-        NodeReconciler(setup: setup, settings: config.node, report: report, interval: $0, logger: logger)
+var trunkEvents: LinkEventStream?
+if let spec = node.trunk {
+    if let idx = try? trunk.trunkIndex() {
+        logger.info("found trunk", metadata: ["trunk": "\(spec)", "ifindex": "\(idx)"])
+    } else {
+        // Given by name or MAC but not there yet: requests look again.
+        logger.warning("trunk not found yet", metadata: ["trunk": "\(spec)"])
     }
+} else if node.enablePodENI, let cloud {
+    trunkEvents = watchForTrunk(discovered, config: node, cloud: cloud, locator: trunk, logger: logger)
+}
+
+let setup: NodeSetup
+let reconciler: NodeReconciler
+do {
+    setup = NodeSetup(netlink: try LibNLClient(), nft: try LibNFTables(), sysctl: ProcSysctl(), logger: logger)
+    let report = try setup.apply(node.node)
+    reconciler = NodeReconciler(setup: setup, settings: node.node, report: report,
+                                interval: node.nodeReconcileInterval ?? .seconds(3600), logger: logger)
 } catch {
     logger.critical("node setup failed; not serving", metadata: ["error": "\(error)"])
     exit(1)
 }
-
-// The pods served before a restart: who holds which VLAN and address (the ADD conflict check).
-let registry = PodRegistry(store: FileCheckpoint(path: config.checkpointPath))
-do {
-    let restored = try registry.restore()
-    // Reconcile with the node: a pod deleted while ipamd was down no longer has its VLAN link
-    // tagged with its container.
-    let owners = Dictionary(try LibNLClient().links().map { ($0.name, $0.alias) }, uniquingKeysWith: { a, _ in a })
-    let dropped = try registry.prune { p in owners[Naming.vlanLinkName(vlanID: p.vlanID)] == p.containerID }
-    logger.info("checkpoint", metadata: ["path": "\(config.checkpointPath)", "restored": "\(restored)", "gone": "\(dropped.map(\.key))"])
-} catch {
-    // An unreadable checkpoint must not take the node's pod networking down: serve without
-    // it (the next write replaces it); only the conflict check is blind to the pods it held.
-    logger.error("cannot use the checkpoint; starting without the pods it recorded", metadata: ["error": "\(error)"])
+// Discovered VPC CIDRs are read again while running; a new one joins the SNAT-exempt set.
+var refresh: Task<Void, Never>?
+if let cloud, let md = discovered.metadata, config.vpcCIDRs.isEmpty {
+    let refresher = VPCCIDRRefresher(metadata: cloud.imds, primaryMAC: md.primaryMAC, facts: facts,
+                                     apply: { cidrs throws(NodeSetupError) in try reconciler.updateVPCCIDRs(cidrs) }, logger: logger)
+    let every = node.cloud.vpcCIDRRefreshInterval
+    refresh = Task.detached { await refresher.run(every: every) }
 }
 
-let daemon = Daemon(config: config, source: source, trunk: trunk, registry: registry, logger: logger)
+// The pods served before a restart: reconciled with the node and the pod source before serving.
+let checkpoint = FileCheckpoint(path: node.checkpointPath)
+let registry = PodRegistry(store: checkpoint)
+var checkpointLost = false
+do {
+    let restored = try registry.restore()
+    logger.info("checkpoint loaded", metadata: ["path": "\(node.checkpointPath)", "pods": "\(restored)"])
+} catch {
+    // Never fatal: the pods are rebuilt from the kernel's tagged links and the pod source.
+    checkpointLost = true
+    do {
+        let aside = try checkpoint.moveAside()
+        logger.error("checkpoint unusable; moved aside, rebuilding from the node", metadata: ["reason": "\(error)", "moved_to": "\(aside)"])
+    } catch {
+        logger.error("checkpoint unusable and cannot be moved aside; rebuilding from the node", metadata: ["reason": "\(error)"])
+    }
+}
+do {
+    let context = try LibNLDatapathProvider().hostContext()
+    _ = try StartupReconciler(registry: registry, source: source, context: context, vethPrefix: node.node.vethPrefix,
+                              mode: node.enforcingMode, logger: logger)
+        .run(rebuild: checkpointLost, syncTimeout: node.podENIWaitTimeout + 20)
+} catch {
+    logger.error("cannot read the node to reconcile the checkpoint; serving the pods it recorded", metadata: ["error": "\(error)"])
+}
+
+let daemon = Daemon(config: node, source: source, trunk: trunk, registry: registry, facts: facts, logger: logger)
 do {
     try daemon.start()
 } catch {
@@ -105,7 +137,7 @@ do {
     exit(1)
 }
 
-let pluginSource = config.pluginSource ?? {
+let pluginSource = node.pluginSource ?? {
     // The aws-cni shipped next to this executable (same image, same release).
     let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("aws-cni").path
@@ -118,14 +150,17 @@ do {
     daemon.stop()
     exit(1)
 }
-reconciler?.start()
+if node.nodeReconcileInterval != nil { reconciler.start() }
 let startup = ContinuousClock.now - started
 logger.info("ipamd ready", metadata: ["startup_ms": "\(startup.components.seconds * 1000 + startup.components.attoseconds / 1_000_000_000_000_000)"])
 let sig = Daemon.waitForTermination()
 logger.info("shutting down", metadata: ["signal": "\(sig)"])
 // Waiting AddNetworks are answered "shutting down" (CNI code 11) before the sockets drain.
 source.shutdown()
-reconciler?.stop()
+trunk.shutdown()
+trunkEvents?.finish()
+refresh?.cancel()
+reconciler.stop()
 daemon.stop()
 kubernetes?.stopBlocking()
 exit(0)

@@ -7,7 +7,7 @@ import Testing
 /// The release binaries as processes, no VLAN needed: aws-cni is fully static, answers bad input
 /// with CNI error JSON (never a crash), honours the verbs its cniVersion allows, logs JSON lines
 /// and fails when its result cannot be written; ipamd validates its environment (every problem
-/// at once, VPC_CIDRS required while SNAT is on), serves root-only sockets, replaces a stale one
+/// at once), serves root-only sockets, replaces a stale one
 /// and shuts down cleanly. Every child runs in a throwaway network namespace, never the host's,
 /// and writes only under the test's work directory.
 @Suite struct HostBinaryTests {
@@ -207,12 +207,11 @@ import Testing
     @Test(.enabled(if: isRoot, "needs root: runs ipamd in a network namespace"), arguments: [
         ConfigCase(name: "enforcing mode", env: ["POD_SECURITY_GROUP_ENFORCING_MODE": "loose"],
                    problems: [#"POD_SECURITY_GROUP_ENFORCING_MODE: invalid value "loose"; accepted values: strict, standard"#]),
-        // Fail closed: SNAT exempts only the VPC CIDRs it knows.
-        ConfigCase(name: "VPC_CIDRS empty with SNAT on", env: ["VPC_CIDRS": ""],
-                   problems: ["VPC_CIDRS: not set, and node SNAT is on (AWS_VPC_K8S_CNI_EXTERNALSNAT=false)"]),
+        ConfigCase(name: "metadata endpoint not a URL", env: ["AWS_EC2_METADATA_SERVICE_ENDPOINT": "169.254.169.254"],
+                   problems: [#"AWS_EC2_METADATA_SERVICE_ENDPOINT: "169.254.169.254" is not an http:// or https:// URL"#]),
         ConfigCase(name: "every problem at once",
-                   env: ["VPC_CIDRS": "", "POD_SECURITY_GROUP_ENFORCING_MODE": "loose", "IPAMD_SOCKET": "run/ipamd.sock", "AWS_VPC_K8S_CNI_LOGLEVEL": "LOUD"],
-                   problems: ["VPC_CIDRS: not set", "IPAMD_SOCKET: \"run/ipamd.sock\" is not an absolute path",
+                   env: ["AWS_ENDPOINT_URL_EC2": "ec2", "POD_SECURITY_GROUP_ENFORCING_MODE": "loose", "IPAMD_SOCKET": "run/ipamd.sock", "AWS_VPC_K8S_CNI_LOGLEVEL": "LOUD"],
+                   problems: ["AWS_ENDPOINT_URL_EC2: \"ec2\" is not an http", "IPAMD_SOCKET: \"run/ipamd.sock\" is not an absolute path",
                               #"AWS_VPC_K8S_CNI_LOGLEVEL: invalid value "LOUD"; accepted values: DEBUG, INFO, WARN, ERROR"#,
                               "POD_SECURITY_GROUP_ENFORCING_MODE: invalid value \"loose\""]),
     ])

@@ -108,8 +108,8 @@ import Testing
                    problems: ["KUBECONFIG: kubernetes config: cannot read kubeconfig WORK/missing"]),
         ConfigCase(name: "in-cluster without KUBERNETES_SERVICE_HOST", env: ["KUBERNETES_SERVICE_ACCOUNT_DIR": "WORK/nowhere"],
                    problems: ["KUBERNETES_SERVICE_HOST/KUBERNETES_SERVICE_ACCOUNT_DIR: "], detail: "set KUBECONFIG to run outside a cluster"),
-        ConfigCase(name: "every problem at once", env: ["MY_NODE_NAME": "", "POD_ENI_WAIT_TIMEOUT": "1h", "VPC_CIDRS": "", "ENABLE_TRUNK_LABEL": "maybe"],
-                   problems: ["MY_NODE_NAME: not set", #"POD_ENI_WAIT_TIMEOUT: invalid value "1h""#, "VPC_CIDRS: not set, and node SNAT is on",
+        ConfigCase(name: "every problem at once", env: ["MY_NODE_NAME": "", "POD_ENI_WAIT_TIMEOUT": "1h", "AWS_REGION": "Mars 1", "ENABLE_TRUNK_LABEL": "maybe"],
+                   problems: ["MY_NODE_NAME: not set", #"POD_ENI_WAIT_TIMEOUT: invalid value "1h""#, #"AWS_REGION: "Mars 1" is not a region name"#,
                               #"ENABLE_TRUNK_LABEL: invalid value "maybe"; accepted values: true, false"#]),
     ]
 

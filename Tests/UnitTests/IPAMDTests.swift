@@ -29,7 +29,7 @@ let podsFile = #"""
     }
 
     @Test(arguments: [
-        ("POD_ENI_SOURCE", "ftp:x"), ("POD_ENI_SOURCE", "kube"), ("TRUNK_INTERFACE", ""),
+        ("POD_ENI_SOURCE", "ftp:x"), ("POD_ENI_SOURCE", "kube"), ("TRUNK_INTERFACE", "eth 1"),
         ("TRUNK_INTERFACE", "a-very-long-interface-name"), ("VPC_CIDRS", "10.0.0.0"), ("VPC_CIDRS", "fd00::/8"),
         ("IPAMD_SOCKET", "relative"), ("AWS_VPC_K8S_CNI_EXTERNALSNAT", "maybe"), ("AWS_VPC_K8S_CNI_LOGLEVEL", "LOUD"),
         ("POD_SECURITY_GROUP_ENFORCING_MODE", "lax"),
@@ -43,7 +43,7 @@ let podsFile = #"""
     /// Defect 13: every invalid or missing variable in one message, each with what is accepted.
     @Test func reportsEveryProblemAtOnce() throws {
         var env = base
-        env["TRUNK_INTERFACE"] = nil
+        env["TRUNK_INTERFACE"] = "a/b"
         env["POD_SECURITY_GROUP_ENFORCING_MODE"] = "lax"
         env["AWS_VPC_K8S_CNI_RANDOMIZESNAT"] = "always"
         env["POD_MTU"] = "9"
@@ -57,19 +57,40 @@ let podsFile = #"""
         }
     }
 
-    /// Defect 1: with node SNAT on, no VPC CIDRs means pod traffic to the VPC would be SNATed to
-    /// the node's address: ipamd refuses to start instead (fail closed).
-    @Test func noVPCCIDRsWithSNATFailsClosed() throws {
+    /// Unset overrides are discovered from the cloud (VPC CIDRs from metadata, the trunk from
+    /// EC2); with all of them given, nothing is.
+    @Test func unsetOverridesAreDiscovered() throws {
         var env = base
+        #expect(try IPAMDConfig.fromEnvironment(env).needsDiscovery == false)
         env["VPC_CIDRS"] = nil
+        let c = try IPAMDConfig.fromEnvironment(env)
+        #expect(c.vpcCIDRs.isEmpty && c.needsDiscovery)
+        env = base
+        env["TRUNK_INTERFACE"] = nil
+        env["ENABLE_POD_ENI"] = "true"
+        #expect(try IPAMDConfig.fromEnvironment(env).needsDiscovery)
+        env["ENABLE_POD_ENI"] = "false"
+        #expect(try IPAMDConfig.fromEnvironment(env).needsDiscovery == false, "no trunk needed without pod ENI")
+    }
+
+    @Test func cloudEndpointsAreValidated() throws {
+        var env = base
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "169.254.169.254"
+        env["AWS_ENDPOINT_URL_EC2"] = "ftp://x"
+        env["AWS_REGION"] = "US West"
+        env["VPC_CIDR_REFRESH_INTERVAL"] = "1"
         #expect { try IPAMDConfig.fromEnvironment(env) } throws: { e in
-            let c = e as! ConfigError
-            return c.variables == ["VPC_CIDRS"] && c.message.contains("AWS_VPC_K8S_CNI_EXTERNALSNAT")
+            Set((e as! ConfigError).variables) == ["AWS_EC2_METADATA_SERVICE_ENDPOINT", "AWS_ENDPOINT_URL_EC2", "AWS_REGION", "VPC_CIDR_REFRESH_INTERVAL"]
         }
-        env["VPC_CIDRS"] = " "
-        #expect(throws: ConfigError.self) { try IPAMDConfig.fromEnvironment(env) }
-        env["AWS_VPC_K8S_CNI_EXTERNALSNAT"] = "true"
-        #expect(try IPAMDConfig.fromEnvironment(env).vpcCIDRs.isEmpty)
+        env = base
+        env["AWS_EC2_METADATA_SERVICE_ENDPOINT"] = "http://127.0.0.1:1338/"
+        env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:5000"
+        env["AWS_ENDPOINT_URL_STS"] = "http://127.0.0.1:5001"
+        env["AWS_SECRET_ACCESS_KEY"] = "s3cr3t"
+        let c = try IPAMDConfig.fromEnvironment(env)
+        #expect(c.cloud.metadataEndpoint == "http://127.0.0.1:1338")
+        #expect(c.cloud.ec2Endpoint == "http://127.0.0.1:5000" && c.cloud.stsEndpoint == "http://127.0.0.1:5001")
+        #expect(c.cloud.credentialEnvironment["AWS_SECRET_ACCESS_KEY"] == "s3cr3t")
     }
 }
 

@@ -1,0 +1,90 @@
+import Foundation
+import Glibc
+import NetModel
+import Netlink
+import TestSupport
+import Testing
+
+/// The VM scenario in one boot of the cloud simulator (moto starts slowly under
+/// emulation): ipamd with no overrides, a trunk attached after start serving the branch ADD
+/// that waited for it, a VPC CIDR added while running, ten live pods across a SIGKILL and
+/// restart (none touched, the one deleted meanwhile torn down), then a corrupt checkpoint.
+@Suite(.serialized) struct CloudVMTests {
+    static let pods = (0..<10).map { i in (name: "web\(i)", vlan: UInt16(20 + i), ip: "10.0.40.\(20 + i)", mac: String(format: "0a:00:00:00:01:%02x", 20 + i)) }
+
+    @Test(.enabled(if: kernelHasVLAN, "needs 802.1Q: runs in the test VM"))
+    func discoveryLateTrunkAndRestartWithTenPods() async throws {
+        let n = try CloudNode(trunkAttached: false, ["POD_ENI_WAIT_TIMEOUT": "25", "VPC_CIDR_REFRESH_INTERVAL": "5"])
+        defer { n.destroy() }
+        n.ipamd.setPods(Dictionary(uniqueKeysWithValues: Self.pods.map { ("default/\($0.name)", annotation(vlan: $0.vlan, ip: $0.ip, mac: $0.mac)) }))
+        let started = ContinuousClock.now
+        #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
+        print("cloud VM: ipamd start to ready with discovery: \(ContinuousClock.now - started)")
+        #expect(try n.exemptSet() == ["10.0.0.0/16"])
+
+        // The first branch ADD arrives before the trunk: it waits, and is served once the trunk is attached.
+        let plugin = PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "strict")
+        let first = try n.sim.newPodNamespace()
+        let firstPath = first.path
+        async let waiting = runOffPool { Result { try plugin.run("ADD", container: "c-web0", pod: "web0", netns: firstPath) } }
+        #expect(n.ipamd.process?.waitForLine(containing: "waiting for the trunk", timeout: 60) == true, "\(n.ipamd.log.suffix(10))")
+        try n.attachTrunk()
+        let add0 = try await waiting.get()
+        #expect(add0.exitCode == 0, "\(add0) \(n.ipamd.log.suffix(10))")
+        let trunk = try #require(try n.link(named: "eth1"))
+        #expect(trunk.isUp && trunk.mtu == 9001)
+        try n.sim.branch(vlan: Self.pods[0].vlan, mac: Self.pods[0].mac, ip: Self.pods[0].ip)
+        #expect(try first.exec(["ping", "-c", "1", "-W", "10", "10.0.32.1"]).status == 0, "the pod reaches its gateway over the trunk")
+
+        // A CIDR associated with the VPC joins the SNAT-exempt set.
+        n.cloud.addVPCCIDR("100.64.0.0/16")
+        #expect(n.ipamd.process?.waitForLine(containing: "VPC CIDRs changed", timeout: 120) == true)
+        #expect(try n.exemptSet() == ["10.0.0.0/16", "100.64.0.0/16"])
+
+        var namespaces = [Self.pods[0].name: first]
+        for p in Self.pods.dropFirst() {
+            let ns = try n.sim.newPodNamespace()
+            namespaces[p.name] = ns
+            if p.name == "web9" { break }
+            let add = try plugin.run("ADD", container: "c-\(p.name)", pod: p.name, netns: ns.path)
+            #expect(add.exitCode == 0, "\(p.name): \(add)")
+        }
+        // The node with nine pods: what it must be again after the restart.
+        let paths = Self.pods.map { namespaces[$0.name]!.path }
+        let nine = try n.sim.snapshot(pods: paths)
+        let add9 = try plugin.run("ADD", container: "c-web9", pod: "web9", netns: namespaces["web9"]!.path)
+        #expect(add9.exitCode == 0)
+        let indexes = try vlanIndexes(n)
+        #expect(indexes.count == 10)
+
+        // SIGKILL; web9 is deleted while ipamd is down (its DEL never reached the node).
+        n.ipamd.stop(SIGKILL)
+        n.ipamd.setPods(Dictionary(uniqueKeysWithValues: Self.pods.dropLast().map { ("default/\($0.name)", annotation(vlan: $0.vlan, ip: $0.ip, mac: $0.mac)) }))
+        n.cloud.resetCounts()
+        let restart = ContinuousClock.now
+        #expect(try n.ipamd.start(), "restart: \(n.ipamd.log.suffix(20))")
+        print("cloud VM: restart with 10 pods to serving: \(ContinuousClock.now - restart); cloud calls: \(n.cloud.requests().ec2) + IMDS \(n.cloud.requests().imdsGETs) GETs")
+        #expect(try n.sim.snapshot(pods: paths).difference(from: nine).isEmpty, "nine pods as they were, web9 gone")
+        var kept = try vlanIndexes(n)
+        #expect(kept == indexes.filter { $0.key != Self.pods[9].vlan }, "the nine VLAN links were not re-created")
+        #expect(Set(try n.ipamd.servedPods().keys) == Set(Self.pods.dropLast().map { "default/\($0.name)" }))
+
+        // A corrupt checkpoint: moved aside, the pods rebuilt from the kernel and the source.
+        n.ipamd.stop(SIGKILL)
+        writeAtomically("{\"version\":", to: n.ipamd.env["AWS_VPC_K8S_CNI_BACKING_STORE"]!)
+        #expect(try n.ipamd.start(), "corrupt checkpoint: \(n.ipamd.log.suffix(20))")
+        #expect(n.ipamd.log.contains { $0.contains("moved aside") })
+        #expect(try n.sim.snapshot(pods: paths).difference(from: nine).isEmpty)
+        kept = try vlanIndexes(n)
+        #expect(kept == indexes.filter { $0.key != Self.pods[9].vlan })
+        let served = try n.ipamd.servedPods()
+        #expect(Set(served.keys) == Set(Self.pods.dropLast().map { "default/\($0.name)" }))
+        #expect(served["default/web3"]?.container == "c-web3")
+    }
+
+    /// vlan.eth.N -> ifindex on the node.
+    func vlanIndexes(_ n: CloudNode) throws -> [UInt16: Int32] {
+        Dictionary(uniqueKeysWithValues: try LibNLClient(namespacePath: n.sim.node.path).links()
+            .filter { $0.kind == "vlan" && $0.name.hasPrefix("vlan.eth.") }.map { ($0.vlanID, $0.index) })
+    }
+}

@@ -1,0 +1,109 @@
+import CNIPlugin
+import Datapath
+import EnforcingMode
+import IPAMDCore
+import NetModel
+import Netlink
+import TestSupport
+import Testing
+
+/// ipamd's start after a restart, on the in-memory kernel: the checkpoint against the node and
+/// the pod source. Compared with a node that only ever had the surviving pods.
+@Suite struct StartupReconcilerTests {
+    static let pods = [SimPod(name: "a", container: "ca", netns: "/var/run/netns/a", vlan: 11, ip: "10.0.40.11"),
+                       SimPod(name: "b", container: "cb", netns: "/var/run/netns/b", vlan: 12, ip: "10.0.40.12"),
+                       SimPod(name: "c", container: "cc", netns: "/var/run/netns/c", vlan: 13, ip: "10.0.40.13")]
+
+    /// A node with `pods` added in `mode`.
+    static func node(_ pods: [SimPod], mode: String) -> SimulatedNode {
+        let n = SimulatedNode()
+        for p in pods {
+            _ = n.dp.addNamespace(p.netns)
+            n.ipamd.annotate(p)
+            let out = n.run("ADD", p, mode: mode)
+            precondition(out.exitCode == 0, "ADD \(p.name): \(out.stdout)")
+        }
+        return n
+    }
+
+    func reconciler(_ n: SimulatedNode, _ registry: PodRegistry, source: any PodENISource) throws -> StartupReconciler {
+        StartupReconciler(registry: registry, source: source, context: try n.dp.hostContext(), vethPrefix: "eni", mode: .strict, logger: quiet)
+    }
+
+    @Test(arguments: ["strict", "standard"])
+    func podDeletedWhileDownIsTornDownOthersUntouched(mode: String) throws {
+        let n = Self.node(Self.pods, mode: mode)
+        // An object of a container nobody knows (a leak from an earlier crash).
+        var ghost = n.dp.host.addLink("vlan.eth.99", kind: "vlan", mac: MACAddress("0a:00:00:00:00:99"), mtu: 9001, up: true,
+                                      parent: n.dp.trunk.index, vlan: 99)
+        ghost.alias = "ghost"
+        n.dp.host.linkTable[ghost.name] = ghost
+        // ipamd restarts; pod b was deleted while it was down (its DEL never reached the node).
+        n.ipamd.forget(Self.pods[1])
+        let registry = PodRegistry(store: n.ipamd.store)
+        #expect(try registry.restore() == 3)
+        let report = try reconciler(n, registry, source: n.ipamd.source).run(rebuild: false, syncTimeout: 0)
+
+        #expect(report.gone == ["default/b"])
+        #expect(Set(report.kept) == ["default/a", "default/c"])
+        #expect(report.removed.contains { $0.contains("vlan.eth.99") } && report.removed.contains { $0.contains("vlan.eth.12") })
+        #expect(report.failures.isEmpty)
+        #expect(Set(registry.all.map(\.key)) == ["default/a", "default/c"])
+        #expect(try n.ipamd.store.load().map(\.key).sorted() == ["default/a", "default/c"], "the checkpoint follows")
+        let reference = Self.node([Self.pods[0], Self.pods[2]], mode: mode)
+        #expect(n.hostState == reference.hostState)
+    }
+
+    /// Nothing changed while ipamd was down: no netlink change at all.
+    @Test func livePodsAreServedAgainWithoutTouchingTheNode() throws {
+        let n = Self.node(Self.pods, mode: "strict")
+        let before = n.dp.host.mutations
+        let registry = PodRegistry(store: n.ipamd.store)
+        _ = try registry.restore()
+        let report = try reconciler(n, registry, source: n.ipamd.source).run(rebuild: false, syncTimeout: 0)
+        #expect(report.kept.count == 3 && report.gone.isEmpty && report.removed.isEmpty)
+        #expect(n.dp.host.mutations == before)
+    }
+
+    /// The checkpoint was lost: the pods come back from the kernel's tagged VLAN links and the
+    /// source, with their containers; nothing is torn down.
+    @Test func lostCheckpointIsRebuiltFromTheKernel() throws {
+        let n = Self.node(Self.pods, mode: "strict")
+        let before = n.hostState
+        let registry = PodRegistry(store: MemoryStore())
+        let source = ListingSource(n.ipamd.source, views: Self.pods.map { p in
+            var v = PodView(namespace: "default", name: p.name, podUID: "uid-\(p.container)", branch: true, state: .ready)
+            v.vlanID = p.vlan; v.ipv4 = p.ip; v.mac = p.mac; v.eniID = "eni-\(p.vlan)"
+            return v
+        })
+        let report = try reconciler(n, registry, source: source).run(rebuild: true, syncTimeout: 0)
+        #expect(Set(report.rebuilt) == ["default/a", "default/b", "default/c"])
+        #expect(registry.get(key: "default/b")?.containerID == "cb")
+        #expect(report.removed.isEmpty)
+        #expect(n.hostState == before)
+    }
+
+    /// A source that cannot say which pods exist (the API server did not answer): nothing is
+    /// torn down, whatever the checkpoint says.
+    @Test func unsyncedSourceTearsNothingDown() throws {
+        let n = Self.node(Self.pods, mode: "strict")
+        let before = n.hostState
+        n.ipamd.forget(Self.pods[0])
+        let registry = PodRegistry(store: n.ipamd.store)
+        _ = try registry.restore()
+        let report = try reconciler(n, registry, source: ListingSource(n.ipamd.source, views: [], synced: false)).run(rebuild: false, syncTimeout: 0)
+        #expect(!report.sourceSynced && report.gone.isEmpty && report.removed.isEmpty)
+        #expect(n.hostState == before)
+    }
+}
+
+/// A source that lists pods (as the Kubernetes cache does) and may not have synced.
+final class ListingSource: PodENISource, @unchecked Sendable {
+    let base: any PodENISource
+    let views: [PodView]
+    let synced: Bool
+    init(_ base: any PodENISource, views: [PodView], synced: Bool = true) { self.base = base; self.views = views; self.synced = synced }
+    func lookup(key: String, containerID: String) -> PodENILookup { base.lookup(key: key, containerID: containerID) }
+    func podViews() -> [PodView] { views }
+    func waitUntilSynced(timeout: Double) -> Bool { synced }
+}
