@@ -61,7 +61,10 @@ count_shell "$LOGS/fuzz.log"
 ((fuzz_rc == 0)) || total_failed=$((total_failed + 1))
 
 echo "== 4/4 in the VM: VLAN integration suites (Swift) and the shell suites"
-run_vm_suites() { scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"; vm_rc=${PIPESTATUS[0]}; }
+# The VM's PATH is Debian's: the cloud simulator needs the interpreter that has moto.
+CLOUD_SIM_PYTHON=$(python3 -c 'import sys; print(sys.executable)')
+export CLOUD_SIM_PYTHON
+run_vm_suites() { VM_PASS_ENV=CLOUD_SIM_PYTHON scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"; vm_rc=${PIPESTATUS[0]}; }
 set +e
 run_vm_suites
 # Once (of many runs) the VM's output never reached the host: not one "== suite" line, exit 0.

@@ -59,6 +59,7 @@ public final class TrunkWatcher: Sendable {
         }
         if let expectedMAC {
             guard let link = links.first(where: { $0.mac == expectedMAC }) else { return nil }
+            logger.info("trunk link present", metadata: ["mac": "\(expectedMAC)", "link": "\(link.name)"])
             return bringUp(link) ? expectedMAC : nil
         }
         let fresh = links.filter { l in

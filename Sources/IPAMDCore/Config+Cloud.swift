@@ -7,8 +7,6 @@ public struct CloudSettings: Sendable, Hashable {
     public var metadataEndpoint = "http://169.254.169.254"
     /// AWS_ENDPOINT_URL_EC2, else AWS_ENDPOINT_URL; nil: https://ec2.<region>.amazonaws.com.
     public var ec2Endpoint: String?
-    /// AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL; nil: https://sts.<region>.amazonaws.com.
-    public var stsEndpoint: String?
     /// AWS_REGION (else AWS_DEFAULT_REGION); nil: the region instance metadata gives.
     public var region: String?
     /// VPC_CIDR_REFRESH_INTERVAL: how often the VPC's CIDRs are read again from metadata.
@@ -38,7 +36,8 @@ public struct CloudSettings: Sendable, Hashable {
         if let m = url("AWS_EC2_METADATA_SERVICE_ENDPOINT") { s.metadataEndpoint = m }
         let shared = url("AWS_ENDPOINT_URL")
         s.ec2Endpoint = url("AWS_ENDPOINT_URL_EC2") ?? shared
-        s.stsEndpoint = url("AWS_ENDPOINT_URL_STS") ?? shared
+        // Checked here; the credentials chain reads it (with the other credential variables).
+        _ = url("AWS_ENDPOINT_URL_STS")
         let regionVariable = r.value("AWS_REGION") != nil ? "AWS_REGION" : "AWS_DEFAULT_REGION"
         if let region = r.value(regionVariable) {
             if !region.isEmpty, region.utf8.count <= 32, region.allSatisfy({ $0.isASCII && ($0.isLowercase || $0.isNumber || $0 == "-") }) {

@@ -99,6 +99,10 @@ public final class CloudSimulator: @unchecked Sendable {
     public static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
         .deletingLastPathComponent().appendingPathComponent("scripts/tests/cloud-sim.py").path
 
+    /// The interpreter that has moto: CLOUD_SIM_PYTHON (the VM's PATH is not the host's), else
+    /// python3 on PATH.
+    public static let python = ProcessInfo.processInfo.environment["CLOUD_SIM_PYTHON"] ?? "python3"
+
     public struct StartFailure: Error, CustomStringConvertible {
         public var output: String
         public var description: String { "cloud-sim.py did not start: \(output.isEmpty ? "no ready line" : output)" }
@@ -108,10 +112,10 @@ public final class CloudSimulator: @unchecked Sendable {
     public init(netns: String? = nil, region: String = "us-west-2") throws {
         if let netns {
             process.executableURL = URL(fileURLWithPath: TestNamespace.ipPath)
-            process.arguments = ["netns", "exec", netns, "python3", Self.script, "--region", region]
+            process.arguments = ["netns", "exec", netns, Self.python, Self.script, "--region", region]
         } else {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = ["python3", Self.script, "--region", region]
+            process.arguments = [Self.python, Self.script, "--region", region]
         }
         process.standardInput = stdin
         process.standardOutput = stdout

@@ -45,7 +45,10 @@ final class CloudNode {
     @discardableResult
     func attachTrunk() throws -> SimENI {
         guard let trunk = cloud.createENI(type: "trunk", attach: true) else { throw CloudNodeError.simulator("create_eni") }
-        try sim.node.ip("link", "add", "eth1", "address", trunk.mac, "mtu", "1500", "type", "veth", "peer", "name", "trunk", "netns", sim.vpc.name)
+        try sim.node.ip("link", "add", "eth1", "address", trunk.mac, "mtu", "1500", "type", "veth", "peer", "name", "trunk", "netns", sim.vpc.name,
+                        "mtu", "9001")
+        // The VPC's end is up; the node's end is ipamd's to bring up.
+        try sim.vpc.ip("link", "set", "trunk", "up")
         return trunk
     }
 

@@ -89,7 +89,7 @@ let podsFile = #"""
         env["AWS_SECRET_ACCESS_KEY"] = "s3cr3t"
         let c = try IPAMDConfig.fromEnvironment(env)
         #expect(c.cloud.metadataEndpoint == "http://127.0.0.1:1338")
-        #expect(c.cloud.ec2Endpoint == "http://127.0.0.1:5000" && c.cloud.stsEndpoint == "http://127.0.0.1:5001")
+        #expect(c.cloud.ec2Endpoint == "http://127.0.0.1:5000" && c.cloud.credentialEnvironment["AWS_ENDPOINT_URL_STS"] == "http://127.0.0.1:5001")
         #expect(c.cloud.credentialEnvironment["AWS_SECRET_ACCESS_KEY"] == "s3cr3t")
     }
 }
