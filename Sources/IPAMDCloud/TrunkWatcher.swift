@@ -63,7 +63,9 @@ public final class TrunkWatcher: Sendable {
             return bringUp(link) ? expectedMAC : nil
         }
         let fresh = links.filter { l in
-            guard let mac = l.mac, l.name != "lo", l.kind != "vlan" else { return false }
+            // An ENI is a device without a link kind (ena); veth stands in for one in the test
+            // nodes. Bridges, dummies, tunnels of other agents are never asked about.
+            guard let mac = l.mac, l.name != "lo", l.kind.isEmpty || l.kind == "veth" else { return false }
             guard !podLinkPrefixes.contains(where: { l.name.hasPrefix($0) }) else { return false }
             return !judged.withLock { $0.contains(mac) }
         }

@@ -491,6 +491,9 @@ class Ec2Front:
 
 class ImdsHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body leave in separate writes: with Nagle on, each keep-alive answer waits for
+    # the client's delayed ACK (about 40 ms), which real IMDS does not add.
+    disable_nagle_algorithm = True
     server_version = "EC2ws"
     sys_version = ""
     sim = None  # the Sim, set on the server class
