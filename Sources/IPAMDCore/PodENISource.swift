@@ -27,6 +27,9 @@ public protocol PodENISource: Sendable {
     func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup
     /// Every pod the source knows, for `/v1/pods` (empty for sources that list nothing).
     func podViews() -> [PodView]
+    /// The branch pods whose VLAN a lost checkpoint can be rebuilt from (the pods it lists by
+    /// default).
+    func rebuildCandidates() -> [PodView]
     /// Stops waiting: lookups blocked for details answer `.shuttingDown` at once.
     func shutdown()
     /// Waits up to `timeout` seconds for the source to know every pod of the node (a watch's
@@ -37,6 +40,7 @@ public protocol PodENISource: Sendable {
 extension PodENISource {
     public func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup { lookup(key: pod.key, containerID: pod.containerID) }
     public func podViews() -> [PodView] { [] }
+    public func rebuildCandidates() -> [PodView] { podViews() }
     public func shutdown() {}
     public func waitUntilSynced(timeout: Double) -> Bool { true }
 }

@@ -107,7 +107,7 @@ public struct StartupReconciler {
     /// container (what the lost checkpoint said).
     func rebuild(vlanOwners: [UInt16: String]) -> [String] {
         var out: [String] = []
-        for v in source.podViews() where v.branch {
+        for v in source.rebuildCandidates() where v.branch {
             guard let vlan = v.vlanID, let owner = vlanOwners[vlan], !owner.isEmpty else { continue }
             // A pod listed by container id is that container's only.
             if let c = v.containerID, v.name.isEmpty, c != owner { continue }

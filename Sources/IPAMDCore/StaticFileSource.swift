@@ -50,8 +50,9 @@ public final class StaticFileSource: PodENISource {
         } ?? .notFound
     }
 
-    /// The file's branch pods: "namespace/name" keys as pods, other keys as container ids.
-    public func podViews() -> [PodView] {
+    /// The file's branch pods: "namespace/name" keys as pods, other keys as container ids. Not
+    /// in `/v1/pods` (a file entry is not a pod that exists), only for rebuilding a lost checkpoint.
+    public func rebuildCandidates() -> [PodView] {
         let pods = state.withLock { s in
             reloadIfChanged(&s)
             return s.pods

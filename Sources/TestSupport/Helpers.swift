@@ -40,3 +40,30 @@ public func writeAtomically(_ text: String, to path: String) {
     try! text.write(toFile: tmp, atomically: false, encoding: .utf8)
     rename(tmp, path)
 }
+
+/// Blocking work started at once on a thread of its own, not as a task: a test that goes on to
+/// block (waiting for a log line) must not need a free cooperative thread to get the work going.
+public final class OffThread<T: Sendable>: @unchecked Sendable {
+    // @unchecked: `result` is only touched under `cond`.
+    private let cond = NSCondition()
+    private var result: T?
+
+    public init(_ body: @escaping @Sendable () -> T) {
+        Thread.detachNewThread { [self] in
+            let r = body()
+            cond.lock()
+            result = r
+            cond.broadcast()
+            cond.unlock()
+        }
+    }
+
+    /// The value, or nil when the work has not finished within `timeout` seconds.
+    public func value(timeout: Double) -> T? {
+        let deadline = Date(timeIntervalSinceNow: timeout)
+        cond.lock()
+        defer { cond.unlock() }
+        while result == nil, cond.wait(until: deadline) {}
+        return result
+    }
+}

@@ -106,21 +106,21 @@ enum CloudNodeError: Error { case simulator(String) }
 
     /// The trunk arrives after ipamd started: an AddNetwork waiting for it is served once the
     /// link appears and EC2 confirms it (one call); the trunk is brought up with the ENI MTU.
-    @Test func lateTrunkServesAWaitingAdd() async throws {
+    @Test func lateTrunkServesAWaitingAdd() throws {
         let n = try CloudNode(trunkAttached: false, ["POD_ENI_WAIT_TIMEOUT": "20"])
         defer { n.destroy() }
         n.ipamd.setPods(["default/web": annotation(vlan: 5, ip: "10.0.40.5", mac: "0a:00:00:00:05:05")])
         #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
         let describesAtStart = n.cloud.requests().ec2["DescribeNetworkInterfaces"] ?? 0
         let rpcSocket = n.ipamd.rpcSocket
-        async let reply = runOffPool {
+        let reply = OffThread {
             Result { try SocketIPAMDClient(path: rpcSocket).call(
                 RPCRequest(method: .addNetwork, pod: PodRequest(podName: "web", podNamespace: "default", podUID: "uid-web", containerID: "c-web")),
                 timeoutSeconds: 30) }
         }
         #expect(n.ipamd.process?.waitForLine(containing: "waiting for the trunk", timeout: 30) == true)
         try n.attachTrunk()
-        let r = try await reply.get()
+        let r = try #require(reply.value(timeout: 60)).get()
         #expect(r.success, "\(String(describing: r.error)) \(n.ipamd.log.suffix(10))")
         let trunk = try #require(try n.link(named: "eth1"))
         #expect(r.network?.parentIfIndex == trunk.index)
@@ -183,9 +183,4 @@ enum CloudNodeError: Error { case simulator(String) }
         #expect(try String(contentsOfFile: dir + "/" + aside[0], encoding: .utf8) == "{not json")
         #expect(p.log.contains { $0.contains("moved aside") })
     }
-}
-
-/// Blocking work (an RPC that waits) on its own thread, off the cooperative pool.
-func runOffPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
 }
