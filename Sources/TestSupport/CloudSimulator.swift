@@ -120,7 +120,7 @@ public final class CloudSimulator: @unchecked Sendable {
         process.standardInput = stdin
         process.standardOutput = stdout
         try process.run()
-        let first = Self.readLine(stdout.fileHandleForReading, &buffer)
+        let first = FakeAPIServer.readLine(stdout.fileHandleForReading, &buffer)
         guard let obj = (try? JSONSerialization.jsonObject(with: Data(first.utf8))) as? [String: Any],
               let ec2 = obj["ec2"] as? String, let imds = obj["imds"] as? String, let creds = obj["containerCredentials"] as? String,
               let state = SimState(obj) else {
@@ -157,26 +157,13 @@ public final class CloudSimulator: @unchecked Sendable {
         process.waitUntilExit()
     }
 
-    static func readLine(_ h: FileHandle, _ buffer: inout [UInt8]) -> String {
-        while true {
-            if let nl = buffer.firstIndex(of: 10) {
-                let line = String(decoding: buffer[..<nl], as: UTF8.self)
-                buffer.removeFirst(nl + 1)
-                return line
-            }
-            let d = h.availableData
-            if d.isEmpty { return "" }
-            buffer += d
-        }
-    }
-
     /// One command and its answer; a refused command is recorded as a test issue.
     @discardableResult
     public func control(_ cmd: [String: Any]) -> [String: Any] {
         lock.lock(); defer { lock.unlock() }
         guard !stopped, let data = try? JSONSerialization.data(withJSONObject: cmd) else { return ["ok": false, "error": "stopped"] }
         stdin.fileHandleForWriting.write(data + Data("\n".utf8))
-        let line = Self.readLine(stdout.fileHandleForReading, &buffer)
+        let line = FakeAPIServer.readLine(stdout.fileHandleForReading, &buffer)
         let obj = (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any] ?? ["ok": false, "error": "no answer"]
         if obj["ok"] as? Bool != true {
             #if canImport(Testing)

@@ -70,6 +70,8 @@ public final class FakeAPIServer: @unchecked Sendable {
         try? stdin.fileHandleForWriting.close()
     }
 
+    /// One line of a test server's stdout (its JSON answers), `buffer` keeping what came after
+    /// it; "" when the server closed its end. Shared with CloudSimulator.
     static func readLine(_ h: FileHandle, _ buffer: inout [UInt8]) -> String {
         while true {
             if let nl = buffer.firstIndex(of: 10) {
