@@ -23,6 +23,14 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
         // SigV4's HMAC-SHA256 and SHA-256 for the EC2 and STS clients.
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // ipamd's one concurrency model: its servers and tasks run under a service group that
+        // shuts them down gracefully on SIGTERM.
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        // ipamd's metrics: recorded through swift-metrics, exported by swift-prometheus.
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        // ipamd's subcommands (`ipamd pods`, `ipamd explain`).
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
     ],
     targets: [
         // Flat C API over libnl-3 (Debian libnl-3-dev): nlshim_* symbols, ints and -errno only; no
@@ -66,7 +74,7 @@ let package = Package(
         ]),
         // ipamd: config, pod-ENI sources, RPC and debug servers.
         .target(name: "IPAMDCore", dependencies: [
-            "IPAMDProtocol", "Datapath", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "IPAMDMetrics", "IPAMDProtocol", "Datapath", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ]),
         // The Kubernetes wire types (pods, lists, watch events, status) and the client's errors:
         // pure decoding, no networking, so the fuzzers build it without SwiftNIO.
@@ -92,14 +100,27 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // What ipamd measures and the catalogue of its metric names (swift-metrics API only).
+        .target(name: "IPAMDMetrics", dependencies: [.product(name: "CoreMetrics", package: "swift-metrics")]),
+        // ipamd's servers on SwiftNIO: the RPC socket, HTTP (NIOHTTP1) for introspection,
+        // graceful shutdown under swift-service-lifecycle.
+        .target(name: "IPAMDServer", dependencies: [
+            "IPAMDMetrics", .product(name: "Prometheus", package: "swift-prometheus"), .product(name: "CoreMetrics", package: "swift-metrics"),
+            "IPAMDCore", "IPAMDProtocol", "NodeSetup", "NetModel", "JSONText", "SystemIO",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // ipamd's cloud side: discovery of the node from metadata and EC2, the late trunk, the
         // VPC CIDR refresh. Logic behind AWSCloud's protocols.
         .target(name: "IPAMDCloud", dependencies: [
-            "AWSCloud", "IPAMDCore", "NodeSetup", "Netlink", "NetModel", "SystemIO", .product(name: "Logging", package: "swift-log"),
+            "IPAMDMetrics", "AWSCloud", "IPAMDCore", "NodeSetup", "Netlink", "NetModel", "SystemIO", .product(name: "Logging", package: "swift-log"),
         ]),
         // ipamd's Kubernetes pod-ENI source: the watch feeding IPAMDCore's pod cache, node signalling.
         .target(name: "IPAMDKubernetes", dependencies: [
-            "Kubernetes", "IPAMDCore", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDMetrics", "Kubernetes", "IPAMDCore", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
         ]),
         // Fully static (glibc too): no dynamic loader, no shared libraries to map and bind. The
         // runtime execs the plugin for every pod, and the loader was most of an exec's cost.
@@ -115,26 +136,29 @@ let package = Package(
             .linkedLibrary("_FoundationCShims", .when(configuration: .release)),
         ]),
         .executableTarget(name: "ipamd", dependencies: [
-            "IPAMDCore", "IPAMDCloud", "AWSCloud", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "IPAMDCore", "IPAMDServer", "IPAMDMetrics", .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),
         // Shared by the test targets only: the in-memory kernel, the in-process ipamd, throwaway
         // network namespaces, node snapshots, the model-based sequence runner.
         .target(name: "TestSupportShim"),
         .target(name: "TestSupport", dependencies: [
-            "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "CNIPlugin", "IPAMDProtocol", "IPAMDCore",
+            "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "CNIPlugin", "IPAMDProtocol", "IPAMDCore",
             "SystemIO", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport",
+            "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport",
         ]),
         // Against a local test API server (scripts/tests/fake-apiserver.py) over HTTPS on loopback.
         .testTarget(name: "KubernetesTests", dependencies: [
-            "Kubernetes", "IPAMDKubernetes", "IPAMDCore", "IPAMDProtocol", "TestSupport", .product(name: "Logging", package: "swift-log"),
+            "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "Kubernetes", "IPAMDKubernetes", "IPAMDCore", "IPAMDProtocol", "TestSupport", .product(name: "Logging", package: "swift-log"),
         ]),
         // The binaries as processes on the real kernel: a simulated node in throwaway namespaces
         // (VLAN parts in the VM), ipamd and aws-cni exec'd, state read back through Netlink.
         .testTarget(name: "IntegrationTests", dependencies: [
-            "TestSupport", "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "IPAMDProtocol", "IPAMDCore", "SystemIO",
+            "IPAMDMetrics", "TestSupport", "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "IPAMDProtocol", "IPAMDCore", "SystemIO",
         ]),
         // The cloud clients against moto (EC2, STS) and the IMDS test server on loopback
         // (scripts/tests/cloud-sim.py), SigV4 against botocore.

@@ -15,18 +15,19 @@ public struct EC2Client: EC2NetworkInterfaceAPI {
     let pageSize: Int?
 
     public init(endpoint: String, region: String, credentials: any AWSCredentialsProvider, http: any CloudHTTPTransport, logger: Logger,
-                retry: RetryPolicy = .awsAPI, attemptTimeout: Duration = .seconds(10), pageSize: Int? = nil,
+                retry: RetryPolicy = .awsAPI, attemptTimeout: Duration = .seconds(10), pageSize: Int? = nil, counter: CallCounter = CallCounter(),
                 now: @escaping @Sendable () -> Date = { Date() }) {
         query = AWSQueryClient(endpoint: endpoint, version: Self.apiVersion,
                                signing: .init(credentials: credentials, region: region, service: "ec2"),
-                               http: http, logger: logger, retry: retry, attemptTimeout: attemptTimeout, now: now)
+                               http: http, logger: logger, retry: retry, attemptTimeout: attemptTimeout, counter: counter, now: now)
         self.pageSize = pageSize
     }
 
     /// The same over the process's `HTTPClient`.
-    public init(endpoint: String, region: String, credentials: any AWSCredentialsProvider, httpClient: HTTPClient, logger: Logger) {
+    public init(endpoint: String, region: String, credentials: any AWSCredentialsProvider, httpClient: HTTPClient, counter: CallCounter = CallCounter(),
+                logger: Logger) {
         self.init(endpoint: endpoint, region: region, credentials: credentials,
-                  http: AsyncHTTPClientTransport(client: httpClient, logger: logger), logger: logger)
+                  http: AsyncHTTPClientTransport(client: httpClient, logger: logger), logger: logger, counter: counter)
     }
 
     public var endpoint: String { query.endpoint }

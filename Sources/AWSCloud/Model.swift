@@ -103,6 +103,18 @@ public enum CloudError: Error, Sendable, Equatable, CustomStringConvertible {
         }
     }
 
+    /// The `error` label of the API metrics: the service's code, or the kind of failure.
+    public var metricCode: String {
+        switch self {
+        case let .api(_, code, _, _): code
+        case let .http(status, _): "HTTP\(status)"
+        case .timeout: "Timeout"
+        case .transport: "TransportError"
+        case .malformed: "MalformedResponse"
+        case .noCredentials: "NoCredentials"
+        }
+    }
+
     /// Whether the same call may succeed if repeated later (throttling, 5xx, timeouts, resets).
     public var isRetryable: Bool {
         switch self {

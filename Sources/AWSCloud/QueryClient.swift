@@ -47,8 +47,20 @@ public struct AWSQueryClient: Sendable {
                                                region: signing.region, service: signing.service, date: now()).headers
             }
             counter.record(action)
-            let resp = try await http.send(CloudHTTPRequest(method: "POST", url: url, headers: headers, body: body, timeout: attemptTimeout))
-            guard resp.isSuccess else { throw Self.error(from: resp, url: url) }
+            let started = ContinuousClock.now
+            let resp: CloudHTTPResponse
+            do throws(CloudError) {
+                resp = try await http.send(CloudHTTPRequest(method: "POST", url: url, headers: headers, body: body, timeout: attemptTimeout))
+            } catch {
+                counter.finished(APICallRecord(api: action, duration: .now - started, status: nil, errorCode: error.metricCode))
+                throw error
+            }
+            guard resp.isSuccess else {
+                let error = Self.error(from: resp, url: url)
+                counter.finished(APICallRecord(api: action, duration: .now - started, status: resp.status, errorCode: error.metricCode))
+                throw error
+            }
+            counter.finished(APICallRecord(api: action, duration: .now - started, status: resp.status, errorCode: nil))
             guard let root = XMLTreeNode.parse(resp.body) else {
                 throw .malformed(url: url, reason: "\(action) answer is not XML")
             }

@@ -1,7 +1,7 @@
 import NetModel
 
 /// Which network namespace a step acts in.
-public enum Side: String, Sendable, Hashable {
+public enum Side: String, Sendable, Hashable, Codable {
     case host
     case pod
 }

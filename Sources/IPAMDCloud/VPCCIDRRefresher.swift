@@ -1,5 +1,6 @@
 import AWSCloud
 import IPAMDCore
+import IPAMDMetrics
 import Logging
 import NetModel
 import NodeSetup
@@ -14,11 +15,13 @@ public struct VPCCIDRRefresher: Sendable {
     let primaryMAC: MACAddress
     let facts: NodeFacts
     let apply: @Sendable ([IPPrefix]) throws(NodeSetupError) -> Void
+    let metrics: IPAMDMetrics
     let logger: Logger
 
     public init(metadata: any InstanceMetadataProvider, primaryMAC: MACAddress, facts: NodeFacts,
-                apply: @escaping @Sendable ([IPPrefix]) throws(NodeSetupError) -> Void, logger: Logger) {
+                apply: @escaping @Sendable ([IPPrefix]) throws(NodeSetupError) -> Void, metrics: IPAMDMetrics = .system, logger: Logger) {
         self.metadata = metadata; self.primaryMAC = primaryMAC; self.facts = facts; self.apply = apply; self.logger = logger
+        self.metrics = metrics
     }
 
     /// Until cancelled.
@@ -32,14 +35,17 @@ public struct VPCCIDRRefresher: Sendable {
     /// One read; returns whether the set changed.
     @discardableResult
     public func refreshOnce() async -> Bool {
+        metrics.reconciled(fn: "vpcCIDRs")
         let read: [IPPrefix]
         do { read = try await metadata.vpcCIDRs(mac: primaryMAC).map(\.network) } catch {
+            metrics.error(fn: "vpcCIDRRefresh")
             logger.warning("cannot re-read the VPC CIDRs; keeping the known set", metadata: ["error": "\(error)"])
             return false
         }
         let current = facts.vpcCIDRs
         guard !read.isEmpty, Set(read) != Set(current) else { return false }
         do { try apply(read) } catch {
+            metrics.error(fn: "vpcCIDRRefresh")
             logger.error("cannot update the SNAT-exempt set; keeping the known set", metadata: ["vpc_cidrs": "\(read.map(\.description))", "error": "\(error)"])
             return false
         }

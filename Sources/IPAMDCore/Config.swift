@@ -143,6 +143,8 @@ public struct IPAMDConfig: Sendable, Hashable {
     /// AWS_VPC_ENI_MTU: a trunk attached while ipamd runs is brought up with it.
     public var eniMTU: UInt32 = 9001
     public var conflist: ConflistSettings
+    /// Introspection and metrics endpoints (Config+Servers.swift).
+    public var servers = ServerSettings()
 
     public init(podENISource: PodENISourceKind, trunk: TrunkSpec?, vpcCIDRs: [IPPrefix]) {
         self.podENISource = podENISource; self.trunk = trunk; self.vpcCIDRs = vpcCIDRs
@@ -185,6 +187,7 @@ public struct IPAMDConfig: Sendable, Hashable {
         c.readNodeSettings(&r)
         c.readPluginInstall(&r)
         c.cloud = CloudSettings.read(&r)
+        c.servers = ServerSettings.read(&r)
         if case .kubernetes(var k) = c.podENISource {
             k.enablePodENI = c.node.enablePodENI
             c.podENISource = .kubernetes(k)

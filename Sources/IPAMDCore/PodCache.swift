@@ -1,6 +1,8 @@
 import Foundation
 import IPAMDProtocol
+import IPAMDMetrics
 import Logging
+import Synchronization
 
 /// What the pod cache needs to know about one pod (from the Kubernetes watch).
 public struct PodFacts: Sendable, Hashable {
@@ -27,83 +29,72 @@ public struct PodFacts: Sendable, Hashable {
 /// them without any API request. A branch pod whose annotation has not arrived makes AddNetwork
 /// wait (up to `waitBound`) instead of failing at once: the watch delivers the annotation a few
 /// hundred milliseconds after the controller writes it, and the waiting request is woken then.
-/// Waiting blocks the RPC connection's own thread on a condition variable; no polling.
-public final class PodCache: PodENISource, @unchecked Sendable {
-    // @unchecked: every mutable field is accessed only with `cond` locked.
+/// State sits behind one lock; waits are async and end at a monotonic deadline (`ChangeSignal`).
+public final class PodCache: PodENISource, Sendable {
     struct Entry {
         var facts: PodFacts
         /// Parsed annotation: .branch or .invalid; nil when there is none.
         var parsed: PodENILookup?
         var annotationArrivedAt: String?
     }
+    struct State {
+        var pods: [String: Entry] = [:]
+        var synced = false
+    }
 
-    private let cond = NSCondition()
-    private var pods: [String: Entry] = [:]
-    private var synced = false
-    private var closing = false
-    private var waiting = 0
+    private let state = Mutex(State())
+    private let changed = ChangeSignal()
     public let waitBound: Double
     let ipv4: Bool
     let ipv6: Bool
+    let metrics: IPAMDMetrics
     let logger: Logger
 
-    public init(waitBound: Double, ipv4: Bool = true, ipv6: Bool = false, logger: Logger) {
-        self.waitBound = waitBound; self.ipv4 = ipv4; self.ipv6 = ipv6; self.logger = logger
+    public init(waitBound: Double, ipv4: Bool = true, ipv6: Bool = false, metrics: IPAMDMetrics = .system, logger: Logger) {
+        self.waitBound = waitBound; self.ipv4 = ipv4; self.ipv6 = ipv6; self.logger = logger; self.metrics = metrics
     }
 
     // MARK: feeding (the watch)
 
     /// After a (re)list: the complete set. Pods not in it are gone.
     public func replaceAll(_ all: [PodFacts]) {
-        cond.lock()
-        var next: [String: Entry] = [:]
-        for f in all { next[f.key] = entry(for: f, old: pods[f.key]) }
-        pods = next
-        synced = true
-        cond.broadcast()
-        cond.unlock()
+        state.withLock { s in
+            var next: [String: Entry] = [:]
+            for f in all { next[f.key] = entry(for: f, old: s.pods[f.key]) }
+            s.pods = next
+            s.synced = true
+        }
+        changed.broadcast()
     }
 
     public func upsert(_ f: PodFacts) {
-        cond.lock()
-        pods[f.key] = entry(for: f, old: pods[f.key])
-        cond.broadcast()
-        cond.unlock()
+        state.withLock { s in s.pods[f.key] = entry(for: f, old: s.pods[f.key]) }
+        changed.broadcast()
     }
 
     /// Removes the pod unless the cache already holds a newer pod of that name (another UID).
     public func remove(_ f: PodFacts) {
-        cond.lock()
-        if let e = pods[f.key], f.uid.isEmpty || e.facts.uid == f.uid { pods[f.key] = nil }
-        cond.broadcast()
-        cond.unlock()
+        state.withLock { s in
+            if let e = s.pods[f.key], f.uid.isEmpty || e.facts.uid == f.uid { s.pods[f.key] = nil }
+        }
+        changed.broadcast()
     }
 
-    /// Answers every waiting lookup (and every later one that would wait) with `.shuttingDown`:
-    /// ipamd is stopping, and an ADD told to retry reaches the next ipamd, while one left waiting
-    /// would see its connection close unanswered.
-    public func shutdown() {
-        cond.lock()
-        closing = true
-        cond.broadcast()
-        cond.unlock()
+    /// Ends every wait (now and later) at once: ipamd is stopping, and an ADD told to retry
+    /// reaches the next ipamd, while one left waiting would see its connection close unanswered.
+    public func shutdown() { changed.close() }
+
+    public func waitUntilSynced(timeout: Duration) async -> Bool {
+        await changed.wait(until: .now + timeout) { isSynced } == .ready
     }
 
-    public func waitUntilSynced(timeout: Double) -> Bool {
-        let deadline = Date(timeIntervalSinceNow: timeout)
-        cond.lock()
-        defer { cond.unlock() }
-        while !synced && !closing && cond.wait(until: deadline) {}
-        return synced
-    }
-
-    public var isSynced: Bool { cond.lock(); defer { cond.unlock() }; return synced }
-    public var count: Int { cond.lock(); defer { cond.unlock() }; return pods.count }
-    /// Lookups blocked on the condition right now (tests wait for this instead of sleeping).
-    public var waiters: Int { cond.lock(); defer { cond.unlock() }; return waiting }
+    public var isSynced: Bool { state.withLock { $0.synced } }
+    public var count: Int { state.withLock { $0.pods.count } }
+    /// Lookups parked right now (tests wait for this instead of sleeping).
+    public var waiters: Int { changed.waiterCount }
 
     /// The cached facts of a pod (tests, debugging).
-    public func facts(_ key: String) -> PodFacts? { cond.lock(); defer { cond.unlock() }; return pods[key]?.facts }
+    public func facts(_ key: String) -> PodFacts? { state.withLock { $0.pods[key]?.facts } }
 
     private func entry(for f: PodFacts, old: Entry?) -> Entry {
         var e = Entry(facts: f)
@@ -118,12 +109,12 @@ public final class PodCache: PodENISource, @unchecked Sendable {
         return e
     }
 
-    // MARK: answering (RPC threads)
+    // MARK: answering (RPC requests)
 
     public func lookup(key: String, containerID: String) -> PodENILookup {
         lookup(PodRequest(podName: key.contains("/") ? String(key.split(separator: "/", maxSplits: 1)[1]) : "",
                           podNamespace: key.contains("/") ? String(key.split(separator: "/", maxSplits: 1)[0]) : "",
-                          containerID: containerID), wait: false)
+                          containerID: containerID))
     }
 
     enum Evaluation {
@@ -132,40 +123,34 @@ public final class PodCache: PodENISource, @unchecked Sendable {
         case notYet(PodENILookup)
     }
 
-    public func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup {
-        // Kubernetes pods always have a name: a request without one is not a pod we know.
-        guard !pod.podName.isEmpty else { return .notFound }
-        // Monotonic: a wall-clock step (NTP at boot) must not shorten or stretch the wait.
-        let deadline = ContinuousClock.now + .seconds(wait ? waitBound : 0)
-        cond.lock()
-        defer { cond.unlock() }
-        var waited = false
-        while true {
-            switch evaluate(pod) {
-            case .answer(let r):
-                if waited { logger.info("pod details arrived while AddNetwork waited", metadata: ["pod": "\(pod.key)"]) }
-                return r
-            case .notYet(let r):
-                let left = deadline - ContinuousClock.now
-                if left <= .zero { return r }
-                if closing { return .shuttingDown }
-                if !waited { logger.info("AddNetwork waits for pod details", metadata: ["pod": "\(pod.key)", "reason": "\(r)"]) }
-                waited = true
-                // NSCondition's timed wait runs on the wall clock, so it gets slices of at most
-                // 1 s and the monotonic deadline is checked after each; the watch's broadcasts
-                // still wake us at once. Spurious wake-ups just re-evaluate.
-                let slice = min(left, .seconds(1))
-                waiting += 1
-                _ = cond.wait(until: Date(timeIntervalSinceNow: Double(slice.components.seconds) + Double(slice.components.attoseconds) / 1e18))
-                waiting -= 1
-            }
+    public func lookup(_ pod: PodRequest) -> PodENILookup {
+        switch evaluateNow(pod) {
+        case .answer(let r), .notYet(let r): r
         }
     }
 
-    /// Called with `cond` locked.
-    func evaluate(_ pod: PodRequest) -> Evaluation {
-        guard synced else { return .notYet(.pending("the pod list from the API server has not arrived yet")) }
-        guard let e = pods[pod.key] else {
+    public func awaitDetails(for pod: PodRequest, until deadline: ContinuousClock.Instant) async -> WaitOutcome {
+        guard case .notYet(let why) = evaluateNow(pod) else { return .ready }
+        logger.info("AddNetwork waits for pod details", metadata: ["pod": "\(pod.key)", "reason": "\(why)"])
+        let started = ContinuousClock.now
+        let outcome = await changed.wait(until: deadline) {
+            if case .answer = evaluateNow(pod) { true } else { false }
+        }
+        let label = switch outcome { case .ready: "arrived"; case .timedOut: "timedOut"; case .closed: "shutdown" }
+        metrics.annotationWait(.now - started, outcome: label)
+        if outcome == .ready { logger.info("pod details arrived while AddNetwork waited", metadata: ["pod": "\(pod.key)"]) }
+        return outcome
+    }
+
+    func evaluateNow(_ pod: PodRequest) -> Evaluation {
+        // Kubernetes pods always have a name: a request without one is not a pod we know.
+        guard !pod.podName.isEmpty else { return .answer(.notFound) }
+        return state.withLock { evaluate(pod, $0) }
+    }
+
+    func evaluate(_ pod: PodRequest, _ s: State) -> Evaluation {
+        guard s.synced else { return .notYet(.pending("the pod list from the API server has not arrived yet")) }
+        guard let e = s.pods[pod.key] else {
             return .notYet(.pending("pod \(pod.key) is not in the watch cache of this node (yet)"))
         }
         if !pod.podUID.isEmpty && pod.podUID != e.facts.uid && pod.podUID != e.facts.mirrorOf {
@@ -180,9 +165,7 @@ public final class PodCache: PodENISource, @unchecked Sendable {
     }
 
     public func podViews() -> [PodView] {
-        cond.lock()
-        let entries = Array(pods.values)
-        cond.unlock()
+        let entries = state.withLock { Array($0.pods.values) }
         return entries.map { e in
             var v = PodView(namespace: e.facts.namespace, name: e.facts.name, podUID: e.facts.uid, branch: e.facts.branch, state: .regular)
             v.annotationArrivedAt = e.annotationArrivedAt

@@ -22,9 +22,11 @@ public protocol PodENISource: Sendable {
     /// `key` is "namespace/name" when the runtime passed a pod identity; the container id is
     /// tried as well, for runtimes that pass none.
     func lookup(key: String, containerID: String) -> PodENILookup
-    /// The lookup for an RPC: may check the pod UID and, when `wait`, block up to the source's
-    /// bound for details that are on their way. Called on the connection's own thread.
-    func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup
+    /// The lookup for an RPC, answered from what the source knows now (may check the pod UID).
+    func lookup(_ pod: PodRequest) -> PodENILookup
+    /// For AddNetwork: waits until the source can answer for `pod` (a branch pod's details on
+    /// their way), it stops, or `deadline` passes; the lookup after it gives the answer.
+    func awaitDetails(for pod: PodRequest, until deadline: ContinuousClock.Instant) async -> WaitOutcome
     /// Every pod the source knows, for `/v1/pods` (empty for sources that list nothing).
     func podViews() -> [PodView]
     /// The branch pods whose VLAN a lost checkpoint can be rebuilt from (the pods it lists by
@@ -32,15 +34,16 @@ public protocol PodENISource: Sendable {
     func rebuildCandidates() -> [PodView]
     /// Stops waiting: lookups blocked for details answer `.shuttingDown` at once.
     func shutdown()
-    /// Waits up to `timeout` seconds for the source to know every pod of the node (a watch's
-    /// first list); true once it does. What a source lists is complete at once by default.
-    func waitUntilSynced(timeout: Double) -> Bool
+    /// Waits up to `timeout` for the source to know every pod of the node (a watch's first
+    /// list); true once it does. What a source lists is complete at once by default.
+    func waitUntilSynced(timeout: Duration) async -> Bool
 }
 
 extension PodENISource {
-    public func lookup(_ pod: PodRequest, wait: Bool) -> PodENILookup { lookup(key: pod.key, containerID: pod.containerID) }
+    public func lookup(_ pod: PodRequest) -> PodENILookup { lookup(key: pod.key, containerID: pod.containerID) }
+    public func awaitDetails(for pod: PodRequest, until deadline: ContinuousClock.Instant) async -> WaitOutcome { .ready }
     public func podViews() -> [PodView] { [] }
     public func rebuildCandidates() -> [PodView] { podViews() }
     public func shutdown() {}
-    public func waitUntilSynced(timeout: Double) -> Bool { true }
+    public func waitUntilSynced(timeout: Duration) async -> Bool { true }
 }

@@ -1,3 +1,4 @@
+import IPAMDMetrics
 import IPAMDProtocol
 import Logging
 import Synchronization
@@ -19,12 +20,15 @@ public struct ServedPod: Codable, Sendable, Hashable {
     /// The enforcing mode the pod was built in ("strict", "standard"); nil in checkpoints written
     /// before it was recorded.
     public var mode: String?
+    /// The pod's network namespace as the runtime passed it (for `ipamd explain`); nil in
+    /// checkpoints written before it was recorded.
+    public var netns: String?
 
     public init(namespace: String, name: String, podUID: String, containerID: String, ifName: String, branch: Bool,
-                vlanID: UInt16, eniID: String, ipv4: String?, mac: String, servedAt: String, mode: String? = nil) {
+                vlanID: UInt16, eniID: String, ipv4: String?, mac: String, servedAt: String, mode: String? = nil, netns: String? = nil) {
         self.namespace = namespace; self.name = name; self.podUID = podUID; self.containerID = containerID
         self.ifName = ifName; self.branch = branch; self.vlanID = vlanID; self.eniID = eniID; self.ipv4 = ipv4
-        self.mac = mac; self.servedAt = servedAt; self.mode = mode
+        self.mac = mac; self.servedAt = servedAt; self.mode = mode; self.netns = netns
     }
 
     /// Like PodRequest.key: "namespace/name", or the container id for runtimes without pod identity.
@@ -72,14 +76,16 @@ public final class PodRegistry: Sendable {
     /// The version the checkpoint holds; also serialises the writes. Lock order: this, then `state`.
     private let written = Mutex<UInt64>(0)
     private let store: (any ServedPodStore)?
+    private let metrics: IPAMDMetrics
 
-    public init(store: (any ServedPodStore)? = nil) { self.store = store }
+    public init(store: (any ServedPodStore)? = nil, metrics: IPAMDMetrics = .system) { self.store = store; self.metrics = metrics }
 
     /// Loads the checkpoint (nothing when there is none yet).
     public func restore() throws(CheckpointError) -> Int {
         guard let store else { return 0 }
         let loaded = try store.load()
         state.withLock { s in for p in loaded { s.pods[p.key] = p } }
+        metrics.branchPods(loaded.filter(\.branch).count)
         return loaded.count
     }
 
@@ -158,7 +164,12 @@ public final class PodRegistry: Sendable {
                 // A write that started after this change carried it.
                 guard w < version else { return }
                 let (pods, v) = state.withLock { (Array($0.pods.values), $0.version) }
-                try store.save(pods)
+                do throws(CheckpointError) { try store.save(pods) } catch {
+                    metrics.checkpointWritten(ok: false)
+                    throw error
+                }
+                metrics.checkpointWritten(ok: true)
+                metrics.branchPods(pods.filter(\.branch).count)
                 w = v
             }
         } catch {

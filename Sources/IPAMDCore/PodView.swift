@@ -32,6 +32,11 @@ public struct PodView: Codable, Sendable, Hashable {
     public var servedAt: String?
     /// Why a branch pod is not ready (invalid annotation).
     public var problem: String?
+    /// strict or standard: how the served pod was built.
+    public var mode: String?
+    /// The live datapath against its plan ("ok", or what is missing or different); only when
+    /// asked for (`?datapath=1` on the debug socket: it reads the kernel).
+    public var datapath: String?
 
     public init(namespace: String, name: String, podUID: String, branch: Bool, state: State) {
         self.namespace = namespace; self.name = name; self.podUID = podUID; self.branch = branch; self.state = state
@@ -40,7 +45,7 @@ public struct PodView: Codable, Sendable, Hashable {
     public init(served s: ServedPod) {
         self.init(namespace: s.namespace, name: s.name, podUID: s.podUID, branch: s.branch, state: .served)
         vlanID = s.vlanID; eniID = s.eniID; ipv4 = s.ipv4; mac = s.mac; containerID = s.containerID; ifName = s.ifName
-        servedAt = s.servedAt
+        servedAt = s.servedAt; mode = s.mode
     }
 
     /// The source's pods, each completed with its served entry (same namespace/name and UID),
@@ -56,7 +61,7 @@ public struct PodView: Codable, Sendable, Hashable {
                 used.insert(i)
                 v.state = .served
                 v.servedAt = s.servedAt; v.containerID = s.containerID; v.ifName = s.ifName
-                v.vlanID = s.vlanID; v.eniID = s.eniID; v.ipv4 = s.ipv4; v.mac = s.mac
+                v.vlanID = s.vlanID; v.eniID = s.eniID; v.ipv4 = s.ipv4; v.mac = s.mac; v.mode = s.mode
             }
             out.append(v)
         }

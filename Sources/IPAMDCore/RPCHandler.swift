@@ -1,3 +1,4 @@
+import IPAMDMetrics
 import IPAMDProtocol
 import Logging
 import NetModel
@@ -10,15 +11,59 @@ public final class RPCHandler: Sendable {
     public let registry: PodRegistry
     /// The VPC CIDRs every reply carries (re-read from the cloud while running).
     public let facts: NodeFacts
+    let metrics: IPAMDMetrics
     let logger: Logger
 
     public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry,
-                facts: NodeFacts? = nil, logger: Logger) {
+                facts: NodeFacts? = nil, metrics: IPAMDMetrics = .system, logger: Logger) {
         self.config = config; self.source = source; self.trunk = trunk; self.registry = registry; self.logger = logger
+        self.metrics = metrics
         self.facts = facts ?? NodeFacts(vpcCIDRs: config.vpcCIDRs)
     }
 
-    public func handle(_ request: RPCRequest) -> RPCReply {
+    /// Answers a request. Only AddNetwork waits: for branch details on their way (up to
+    /// `POD_ENI_WAIT_TIMEOUT`), then for a trunk not attached yet (as long again); CHECK and DEL
+    /// answer at once. A wait ended by ipamd stopping is answered "shutting down" (CNI code 11).
+    public func handle(_ request: RPCRequest) async -> RPCReply {
+        let started = ContinuousClock.now
+        let method = request.method.rawValue
+        let reply = await metrics.inProgress(method) { await waitThenRespond(request) }
+        metrics.rpc(method: method, result: reply.error?.code.rawValue ?? "success", duration: .now - started)
+        switch reply.error?.code {
+        case .internal?: metrics.error(fn: method)
+        case .invalidAnnotation?: metrics.podENIError(fn: "invalidAnnotation")
+        case .conflict?: metrics.podENIError(fn: "conflict")
+        case .podUIDMismatch?: metrics.podENIError(fn: "podUIDMismatch")
+        default: break
+        }
+        return reply
+    }
+
+    func waitThenRespond(_ request: RPCRequest) async -> RPCReply {
+        if request.method == .addNetwork, config.enablePodENI, let pod = request.pod, !pod.podName.isEmpty {
+            let bound = Duration.seconds(config.podENIWaitTimeout)
+            let outcome = await metrics.inProgress("waitForPodDetails") { await source.awaitDetails(for: pod, until: .now + bound) }
+            if outcome == .closed { return Self.shuttingDown }
+            if case .branch = source.lookup(pod), trunk.awaitingAttachment {
+                logger.info("waiting for the trunk", metadata: ["pod": "\(pod.key)", "bound_s": "\(config.podENIWaitTimeout)"])
+                let outcome = await metrics.inProgress("waitForTrunk") { await trunk.awaitTrunk(until: .now + bound) }
+                if outcome == .closed { return Self.shuttingDown }
+            }
+        }
+        return respond(request)
+    }
+
+    /// ipamd is stopping: waiting AddNetworks (and later ones that would wait) answer at once.
+    public func shutdown() {
+        source.shutdown()
+        trunk.shutdown()
+    }
+
+    static let shuttingDown = RPCReply(error: RPCFailure(.shuttingDown, "ipamd is shutting down; retry once it is back"))
+
+    /// Answers from what ipamd knows now, without waiting (the in-process ipamd of the plugin's
+    /// tests calls this directly).
+    public func respond(_ request: RPCRequest) -> RPCReply {
         if request.method == .ping { return RPCReply(network: nil) }
         guard let pod = request.pod, !pod.containerID.isEmpty || !pod.podName.isEmpty else {
             return RPCReply(error: RPCFailure(.badRequest, "\(request.method.rawValue) needs a pod (name and namespace, or container id)"))
@@ -38,8 +83,7 @@ public final class RPCHandler: Sendable {
         if record && !config.enablePodENI {
             return RPCReply(error: RPCFailure(.podNotFound, "security groups for pods are off on this node (ENABLE_POD_ENI=false): no branch interface for \(pod.key)"))
         }
-        // Only AddNetwork waits for details on their way; CHECK and DEL must answer at once.
-        switch source.lookup(pod, wait: record) {
+        switch source.lookup(pod) {
         case .regular:
             logger.info("not a branch pod", metadata: ["pod": "\(pod.key)"])
             return RPCReply(error: RPCFailure(.podNotFound, "\(pod.key) is a regular pod (no vpc.amazonaws.com/pod-eni resource limit)"))
@@ -56,14 +100,10 @@ public final class RPCHandler: Sendable {
             logger.error("invalid branch details", metadata: ["pod": "\(pod.key)", "error": "\(e)"])
             return RPCReply(error: RPCFailure(.invalidAnnotation, e.description))
         case .shuttingDown:
-            return RPCReply(error: RPCFailure(.shuttingDown, "ipamd is shutting down; retry once it is back"))
+            return Self.shuttingDown
         case .branch(let eni):
             let index: Int32?
-            // A trunk not attached yet is on its way: AddNetwork waits for it as for an annotation.
-            if record && trunk.awaitingAttachment {
-                logger.info("waiting for the trunk", metadata: ["pod": "\(pod.key)", "bound_s": "\(config.podENIWaitTimeout)"])
-            }
-            do { index = try trunk.trunkIndex(waitingUpTo: record ? config.podENIWaitTimeout : 0) } catch {
+            do { index = try trunk.trunkIndex() } catch {
                 return RPCReply(error: RPCFailure(.internal, "cannot look up trunk \(trunkName): \(error)"))
             }
             guard let index else {
@@ -81,7 +121,7 @@ public final class RPCHandler: Sendable {
                 let served = ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
                                        ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
                                        ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now(),
-                                       mode: config.enforcingMode.rawValue)
+                                       mode: config.enforcingMode.rawValue, netns: pod.netns.isEmpty ? nil : pod.netns)
                 if let refusal = claim(served) { return RPCReply(error: refusal) }
                 logger.info("served branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(eni.vlanID)", "ip": "\(eni.ipv4?.description ?? "")"])
             }
@@ -98,7 +138,7 @@ public final class RPCHandler: Sendable {
             outcome = try registry.claim(served) { held in
                 // Still running with the same branch interface: the source still gives that pod
                 // that VLAN and address (a pod the source cannot answer for yet counts as running).
-                switch source.lookup(held.podRequest, wait: false) {
+                switch source.lookup(held.podRequest) {
                 case .branch(let e): e.vlanID == held.vlanID && e.ipv4?.description == held.ipv4
                 case .pending: true
                 case .invalid, .notFound, .regular, .uidMismatch, .shuttingDown: false

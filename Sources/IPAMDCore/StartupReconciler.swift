@@ -48,14 +48,14 @@ public struct StartupReconciler {
 
     /// `rebuild`: the checkpoint was unreadable; record the pods the kernel's tagged VLAN links
     /// and the source agree on. `syncTimeout`: how long to wait for the source's first list.
-    public func run(rebuild: Bool, syncTimeout: Double) throws(NetlinkError) -> StartupReport {
+    public func run(rebuild: Bool, syncTimeout: Duration) async throws(NetlinkError) -> StartupReport {
         var report = StartupReport()
         let state = try LiveDiscovery.fullHostState(host: host)
         // Nothing recorded and nothing tagged on the node (a first start): nothing to wait for.
         if registry.all.isEmpty && !rebuild && TeardownPlanner.collect(valid: [], vethPrefixes: vethPrefixes, state: state).isEmpty {
             return report
         }
-        report.sourceSynced = source.waitUntilSynced(timeout: syncTimeout)
+        report.sourceSynced = await source.waitUntilSynced(timeout: syncTimeout)
         let vlanOwners = Dictionary(state.links.values.filter(Self.isBranchVLAN).map { ($0.vlanID, $0.alias) }, uniquingKeysWith: { a, _ in a })
 
         if rebuild && report.sourceSynced { report.rebuilt = self.rebuild(vlanOwners: vlanOwners) }
@@ -96,7 +96,7 @@ public struct StartupReconciler {
     /// Still running with the same branch interface, as the source says; a pod the source cannot
     /// answer for yet (details pending) counts as running.
     func isLive(_ p: ServedPod) -> Bool {
-        switch source.lookup(p.podRequest, wait: false) {
+        switch source.lookup(p.podRequest) {
         case .branch(let e): e.vlanID == p.vlanID && e.ipv4?.description == p.ipv4
         case .pending: true
         case .invalid, .notFound, .regular, .uidMismatch, .shuttingDown: false

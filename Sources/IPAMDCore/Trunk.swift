@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import Foundation
 import Netlink
 import NetModel
 import Synchronization
@@ -9,17 +8,20 @@ import Synchronization
 /// Finds the trunk's ifindex in the node namespace.
 public protocol TrunkLocator: Sendable {
     func trunkIndex() throws(NetlinkError) -> Int32?
-    /// Like `trunkIndex()`, but while the trunk is not known yet (not attached to the instance:
-    /// the VPC resource controller attaches it minutes after ipamd signals the feature) waits up
-    /// to `timeout` seconds for it to arrive.
-    func trunkIndex(waitingUpTo timeout: Double) throws(NetlinkError) -> Int32?
+    /// While the trunk is not known yet (not attached to the instance: the VPC resource
+    /// controller attaches it minutes after ipamd signals the feature), waits for it to arrive,
+    /// for ipamd to stop, or for `deadline`.
+    func awaitTrunk(until deadline: ContinuousClock.Instant) async -> WaitOutcome
     /// The trunk is not known yet: discovery is waiting for it to be attached.
     var awaitingAttachment: Bool { get }
+    /// ipamd is stopping: waits end at once.
+    func shutdown()
 }
 
 extension TrunkLocator {
-    public func trunkIndex(waitingUpTo timeout: Double) throws(NetlinkError) -> Int32? { try trunkIndex() }
+    public func awaitTrunk(until deadline: ContinuousClock.Instant) async -> WaitOutcome { .ready }
     public var awaitingAttachment: Bool { false }
+    public func shutdown() {}
 }
 
 /// Looks the trunk up by name or MAC through netlink, caching the index. A cached index is
@@ -30,9 +32,9 @@ public final class NetlinkTrunkLocator: TrunkLocator, @unchecked Sendable {
     // @unchecked: the client is used only under `lock`, so one thread at a time.
     private let client: any NetlinkClient
     /// nil until discovery names the trunk (TRUNK_INTERFACE, or EC2's InterfaceType trunk).
-    private let specState: Mutex<(spec: IPAMDConfig.TrunkSpec?, closing: Bool)>
+    private let specState: Mutex<IPAMDConfig.TrunkSpec?>
     /// Wakes the AddNetworks waiting for a trunk that is not attached yet.
-    private let arrival = NSCondition()
+    private let arrival = ChangeSignal()
     private let recheckNanos: UInt64
     private let lock = Mutex<Int32?>(nil)
     /// The last index netlink confirmed, and when (CLOCK_MONOTONIC nanoseconds).
@@ -40,38 +42,28 @@ public final class NetlinkTrunkLocator: TrunkLocator, @unchecked Sendable {
 
     public init(client: any NetlinkClient, spec: IPAMDConfig.TrunkSpec?, recheckInterval: Double = 1) {
         self.client = client
-        specState = Mutex((spec, false))
+        specState = Mutex(spec)
         recheckNanos = UInt64(max(recheckInterval, 0) * 1e9)
     }
 
-    public var spec: IPAMDConfig.TrunkSpec? { specState.withLock { $0.spec } }
+    public var spec: IPAMDConfig.TrunkSpec? { specState.withLock { $0 } }
 
     public var awaitingAttachment: Bool { spec == nil }
 
     /// Discovery found the trunk: AddNetworks waiting for it go on.
     public func trunkArrived(_ spec: IPAMDConfig.TrunkSpec) {
-        arrival.lock()
-        specState.withLock { $0.spec = spec }
+        specState.withLock { $0 = spec }
         arrival.broadcast()
-        arrival.unlock()
     }
 
     /// ipamd is stopping: waiting AddNetworks answer at once.
-    public func shutdown() {
-        arrival.lock()
-        specState.withLock { $0.closing = true }
-        arrival.broadcast()
-        arrival.unlock()
-    }
+    public func shutdown() { arrival.close() }
 
-    public func trunkIndex(waitingUpTo timeout: Double) throws(NetlinkError) -> Int32? {
-        if spec == nil, timeout > 0 {
-            let deadline = Date(timeIntervalSinceNow: timeout)
-            arrival.lock()
-            while specState.withLock({ $0.spec == nil && !$0.closing }), arrival.wait(until: deadline) {}
-            arrival.unlock()
-        }
-        return try trunkIndex()
+    /// AddNetworks waiting for the trunk right now (tests).
+    public var waiters: Int { arrival.waiterCount }
+
+    public func awaitTrunk(until deadline: ContinuousClock.Instant) async -> WaitOutcome {
+        await arrival.wait(until: deadline) { spec != nil }
     }
 
     public func trunkIndex() throws(NetlinkError) -> Int32? {

@@ -1,7 +1,9 @@
 import Foundation
 import IPAMDCore
+import IPAMDMetrics
 import Kubernetes
 import Logging
+import ServiceLifecycle
 import Synchronization
 
 extension PodFacts {
@@ -23,10 +25,16 @@ extension PodFacts {
 /// Feeds the watch into the pod cache.
 public struct PodCacheSink: PodEventSink {
     let cache: PodCache
+    let metrics: IPAMDMetrics
 
-    public init(cache: PodCache) { self.cache = cache }
+    public init(cache: PodCache, metrics: IPAMDMetrics = .system) { self.cache = cache; self.metrics = metrics }
 
-    public func replaceAll(_ pods: [Pod]) { cache.replaceAll(pods.compactMap(PodFacts.init(pod:))) }
+    public func replaceAll(_ pods: [Pod]) {
+        metrics.watchRelisted()
+        cache.replaceAll(pods.compactMap(PodFacts.init(pod:)))
+    }
+
+    public func watchStarted() { metrics.watchRestarted() }
 
     public func apply(_ type: WatchEventType, _ pod: Pod) {
         guard let f = PodFacts(pod: pod) else { return }
@@ -69,7 +77,9 @@ public final class KubernetesPodSource: Sendable {
     }
 
     /// Starts the watch and, when enabled, the node signalling.
+    /// Once: a second call (ipamd starts the watch early, then runs it as a service) does nothing.
     public func start() {
+        guard tasks.withLock({ $0.isEmpty }) else { return }
         let watcher = self.watcher
         var started = [Task.detached { await watcher.run() }]
         if settings.enablePodENI {
@@ -132,17 +142,21 @@ public final class KubernetesPodSource: Sendable {
         for t in running { await t.value }
         await client.transport.shutdown()
     }
+}
 
-    /// `stop` for synchronous callers (ipamd's main thread), bounded: SIGTERM must never hang
-    /// ipamd on a connection that will not close. Returns whether it finished in time.
-    @discardableResult
-    public func stopBlocking(limit: Double = 5) -> Bool {
-        let done = DispatchSemaphore(value: 0)
-        Task.detached { [self] in await stop(); done.signal() }
-        if done.wait(timeout: .now() + limit) == .timedOut {
-            logger.warning("Kubernetes client did not stop in time; exiting without waiting for it", metadata: ["limit_s": "\(limit)"])
-            return false
+extension KubernetesPodSource: Service {
+    /// The watch and the node signalling as one service of ipamd's group: they end at graceful
+    /// shutdown, then the connections close.
+    public func run() async throws {
+        await cancelWhenGracefulShutdown {
+            self.start()
+            let running = self.tasks.withLock { $0 }
+            await withTaskCancellationHandler {
+                for t in running { await t.value }
+            } onCancel: {
+                for t in running { t.cancel() }
+            }
         }
-        return true
+        await stop()
     }
 }

@@ -86,7 +86,7 @@ public final class UnixStream: @unchecked Sendable {
         } catch { throw SocketError("recv", errno: error.rawValue) }
     }
 
-    public enum FrameRead: Equatable {
+    public enum FrameRead: Equatable, Sendable {
         case frame(version: UInt16, payload: [UInt8])
         case eof
         case badMagic

@@ -8,6 +8,12 @@ public protocol PodEventSink: Sendable {
     func replaceAll(_ pods: [Pod])
     /// `type` is added, modified or deleted.
     func apply(_ type: WatchEventType, _ pod: Pod)
+    /// A watch request is being sent (the first, or a resume after its timeout or an error).
+    func watchStarted()
+}
+
+extension PodEventSink {
+    public func watchStarted() {}
 }
 
 /// List + watch of the pods on one node (`fieldSelector=spec.nodeName=<node>`), the informer
@@ -193,6 +199,7 @@ public final class PodWatcher: Sendable {
         let timeout = Int.random(in: options.watchTimeout)
         let path = "/api/v1/pods?\(selector)&watch=true&allowWatchBookmarks=true&resourceVersion=\(queryEscape(rv))&timeoutSeconds=\(timeout)"
         state.withLock { $0.watches += 1 }
+        sink.watchStarted()
         logger.debug("pod watch", metadata: ["resource_version": "\(rv)"])
         let idle = options.idleLimit
         progress.touch()  // the idle limit counts from the connection, not from a slow list before it

@@ -1,40 +1,24 @@
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#endif
-import Foundation
 import Logging
 import NetModel
 import Synchronization
 
 /// Re-checks the node setup every `interval` and applies it again when something drifted: a host
 /// firewall reload (`nft flush ruleset`) or an admin deleting a rule must not leave standard-mode
-/// pods without SNAT until ipamd restarts. Runs on its own thread, the only user of `setup`'s
-/// netlink and nftables handles after start (hence @unchecked: they are not thread-safe, and only
-/// that thread touches them; `state` guards the rest).
+/// pods without SNAT until ipamd restarts. `run` is one task of ipamd's service group.
+/// @unchecked: `setup`'s netlink and nftables handles are not thread-safe; every use of them is
+/// under `applying`, and `state` guards the rest.
 public final class NodeReconciler: @unchecked Sendable {
     let setup: NodeSetup
     let interval: Duration
     let logger: Logger
-    private let state: Mutex<(settings: NodeSettings, report: NodeSetupReport, stopped: Bool, repairs: Int)>
+    private let state: Mutex<(settings: NodeSettings, report: NodeSetupReport, repairs: Int)>
     /// Serialises the uses of `setup`'s handles (the loop's checks, CIDR updates from discovery).
     private let applying = Mutex(())
-    /// Written to wake the thread for stop (no polling of a flag).
-    private let wake: (read: Int32, write: Int32)
 
     public init(setup: NodeSetup, settings: NodeSettings, report: NodeSetupReport, interval: Duration, logger: Logger) {
         self.setup = setup; self.interval = interval; self.logger = logger
-        state = Mutex((settings, report, false, 0))
-        var fds: [Int32] = [-1, -1]
-        if pipe(&fds) == 0 {
-            // Not inherited by anything ipamd might exec.
-            _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC); _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        }
-        wake = (fds[0], fds[1])
+        state = Mutex((settings, report, 0))
     }
-
-    deinit { close(wake.read); close(wake.write) }
 
     /// How many times drift was found and repaired.
     public var repairs: Int { state.withLock { $0.repairs } }
@@ -74,23 +58,14 @@ public final class NodeReconciler: @unchecked Sendable {
         return drift
     }
 
-    public func start() {
-        let t = Thread { [self] in loop() }
-        t.start()
-    }
-
-    public func stop() {
-        state.withLock { $0.stopped = true }
-        var b: UInt8 = 1
-        _ = write(wake.write, &b, 1)
-    }
-
-    func loop() {
-        let ms = Int32(clamping: interval.components.seconds * 1000 + interval.components.attoseconds / 1_000_000_000_000_000)
-        while !state.withLock({ $0.stopped }) {
-            var p = pollfd(fd: wake.read, events: Int16(POLLIN), revents: 0)
-            if poll(&p, 1, ms) > 0 { continue }  // woken for stop: the loop condition ends it
-            checkOnce()
+    /// Checks every `interval` until cancelled (ipamd's shutdown). `checked` hears of each check:
+    /// what had drifted and whether it was repaired (for metrics).
+    public func run(checked: @Sendable (_ drift: [String], _ repaired: Bool) -> Void = { _, _ in }) async {
+        while true {
+            do { try await Task.sleep(for: interval) } catch { return }
+            let before = repairs
+            let drift = checkOnce()
+            checked(drift, repairs > before)
         }
     }
 }

@@ -4,6 +4,7 @@ import Glibc
 import IPAMDProtocol
 import NetModel
 import Netlink
+import Synchronization
 
 /// An in-memory kernel namespace: enough netlink semantics (EEXIST, ENODEV, routes leaving
 /// with their link, veth peers in another namespace) to test plugin logic without root.
@@ -159,15 +160,19 @@ public final class FakeNetlink: NetlinkClient {
     }
 }
 
-public struct FakeSysctl: SysctlWriter {
+/// Remembers what was written (a key never written reads "0").
+public final class FakeSysctl: SysctlWriter, Sendable {
+    private let values = Mutex<[String: String]>([:])
     public init() {}
-    public func write(_ key: String, _ value: String) throws(SysctlError) {}
-    public func read(_ key: String) throws(SysctlError) -> String { "0" }
+    public func write(_ key: String, _ value: String) throws(SysctlError) { values.withLock { $0[key] = value } }
+    public func read(_ key: String) throws(SysctlError) -> String { values.withLock { $0[key] ?? "0" } }
 }
 
 /// A host and pod namespaces by path (the first, /var/run/netns/pod1, exists from the start).
 public final class FakeDatapath: DatapathProvider {
     public let host = FakeNetlink()
+    /// The node's /proc/sys, shared by every context.
+    public let sysctl = FakeSysctl()
     public let trunk: LinkInfo
     public private(set) var namespaces: [String: (fd: Int32, ns: FakeNetlink)] = [:]
     private var nextFD: Int32 = 7
@@ -202,11 +207,11 @@ public final class FakeDatapath: DatapathProvider {
     }
 
     public func hostContext() throws(NetlinkError) -> DatapathContext {
-        DatapathContext(host: host, pod: nil, podNamespaceFD: -1, sysctl: FakeSysctl())
+        DatapathContext(host: host, pod: nil, podNamespaceFD: -1, sysctl: sysctl)
     }
     public func podContext(netnsPath: String) throws(NetlinkError) -> DatapathContext {
         guard let (fd, ns) = namespaces[netnsPath] else { throw NetlinkError(operation: "open netns", errno: ENOENT, detail: netnsPath) }
-        return DatapathContext(host: host, pod: ns, podNamespaceFD: fd, sysctl: FakeSysctl())
+        return DatapathContext(host: host, pod: ns, podNamespaceFD: fd, sysctl: sysctl)
     }
 }
 

@@ -67,3 +67,19 @@ public final class OffThread<T: Sendable>: @unchecked Sendable {
         return result
     }
 }
+
+/// Runs blocking work on a thread of its own, so it never holds one of the few cooperative-pool
+/// threads the code under test needs.
+public func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
+}
+
+/// Waits for a condition, up to a deadline (no fixed sleeps).
+public func eventually(_ timeout: Duration = .seconds(15), _ what: () async -> Bool) async -> Bool {
+    let end = ContinuousClock.now + timeout
+    while ContinuousClock.now < end {
+        if await what() { return true }
+        try? await Task.sleep(for: .milliseconds(20))
+    }
+    return await what()
+}

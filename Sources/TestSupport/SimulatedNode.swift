@@ -93,7 +93,7 @@ public final class InProcessIPAMD: IPAMDClient {
 
     public func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply {
         if down { throw .unreachable(path: "/in-process", SocketError("connect", errno: ECONNREFUSED)) }
-        return handler.handle(request)
+        return handler.respond(request)
     }
 }
 

@@ -4,9 +4,11 @@ import EnforcingMode
 import Foundation
 import IPAMDCloud
 import IPAMDCore
+import IPAMDMetrics
 import Logging
 import NetModel
 import Netlink
+import ServiceLifecycle
 import Synchronization
 
 /// The cloud clients of this ipamd run, made only when something must be discovered: with every
@@ -28,30 +30,19 @@ final class CloudConnections: Sendable {
             if let c { return c }
             let chain = AWSCredentialsChain.standard(environment: settings.credentialEnvironment, region: region,
                                                      http: AsyncHTTPClientTransport(client: .shared, logger: logger), imds: imds, logger: logger)
+            let metrics = IPAMDMetrics.system
+            let counter = CallCounter { call in
+                metrics.ec2Request(action: call.api)
+                metrics.awsRequest(api: call.api, duration: call.duration, status: call.status, errorCode: call.errorCode)
+            }
             let made = EC2Client(endpoint: settings.ec2Endpoint ?? EC2Client.endpoint(environment: [:], region: region), region: region,
-                                 credentials: chain, httpClient: .shared, logger: logger)
+                                 credentials: chain, httpClient: .shared, counter: counter, logger: logger)
             c = made
             return made
         }
     }
 
     var ec2Calls: [String: Int] { ec2Client.withLock { $0?.calls.snapshot() ?? [:] } }
-}
-
-/// Runs async start-up work from the synchronous main thread, which must stay the thread that
-/// waits for SIGTERM (async top-level code would hand the main thread to dispatch, whose signal
-/// mask lets SIGTERM through unhandled). The ipamd concurrency issue replaces this with
-/// swift-service-lifecycle.
-func awaitingOnThisThread<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
-    let done = DispatchSemaphore(value: 0)
-    let result = Mutex<T?>(nil)
-    Task.detached {
-        let value = await body()
-        result.withLock { $0 = value }
-        done.signal()
-    }
-    done.wait()
-    return result.withLock { $0! }
 }
 
 /// Discovery at start: what the overrides left out, or exit (ipamd does not serve without the
@@ -68,9 +59,10 @@ func discoverNode(_ config: IPAMDConfig, cloud: CloudConnections?, logger: Logge
     }
 }
 
-/// While the trunk is not on the node: watches link notifications for it (TrunkWatcher).
+/// While the trunk is not on the node: watches link notifications for it (TrunkWatcher), as a
+/// service that ends once the trunk is up (or at shutdown).
 func watchForTrunk(_ node: DiscoveredNode, config: IPAMDConfig, cloud: CloudConnections, locator: NetlinkTrunkLocator,
-                   logger: Logger) -> LinkEventStream? {
+                   inventory: @escaping @Sendable (MACAddress) -> Void, logger: Logger) -> (any Service)? {
     guard let md = node.metadata else { return nil }
     let stream: LinkEventStream
     let client: LibNLClient
@@ -87,8 +79,22 @@ func watchForTrunk(_ node: DiscoveredNode, config: IPAMDConfig, cloud: CloudConn
     if node.attachedTrunk == nil {
         logger.info("no trunk attached yet; waiting for it (branch pods wait up to POD_ENI_WAIT_TIMEOUT, then retry)")
     }
-    Task.detached {
-        if await watcher.run(events: stream.events) != nil { stream.finish() }
+    return ClosureService {
+        let mac = await cancelWhenGracefulShutdown { await watcher.run(events: stream.events) }
+        stream.finish()
+        if let mac { inventory(mac) }
     }
-    return stream
+}
+
+/// The ENIs discovery saw, for `/v1/enis`; with overrides only, the trunk by its link.
+func inventoryRecords(_ d: DiscoveredNode, config: IPAMDConfig) -> [ENIRecord] {
+    guard let md = d.metadata else {
+        guard case .name(let link)? = config.trunk else { return [] }
+        return [ENIRecord(id: "", mac: nil, linkName: link, deviceNumber: 0, isPrimary: false, isTrunk: true)]
+    }
+    return md.interfaces.map { i in
+        ENIRecord(id: i.interfaceID, mac: i.mac, linkName: i.mac == md.primaryMAC ? d.primaryInterface : nil, deviceNumber: i.deviceNumber,
+                  networkCard: i.networkCard ?? 0, isPrimary: i.mac == md.primaryMAC, isTrunk: i.mac == d.attachedTrunk,
+                  subnetID: i.subnetID, subnetCIDR: i.subnetCIDR)
+    }
 }

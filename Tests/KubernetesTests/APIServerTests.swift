@@ -13,7 +13,7 @@ func handler(_ source: KubernetesPodSource, _ settings: KubernetesSettings = Kub
 }
 
 func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") async -> RPCReply {
-    await offPool { h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: name, podNamespace: ns, podUID: uid, containerID: "c-\(name)"))) }
+    await h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: name, podNamespace: ns, podUID: uid, containerID: "c-\(name)")))
 }
 
 /// Against scripts/tests/fake-apiserver.py over HTTPS (one server per test; serialized so the
@@ -58,9 +58,8 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
             config.node.enablePodENI = true
             config.rpcSocket = dir + "/ipamd.sock"
             config.debugSocket = dir + "/debug.sock"
-            let daemon = Daemon(config: config, source: source.cache, trunk: FixedTrunk(index: 4), registry: PodRegistry(), logger: quiet)
-            try daemon.start()
-            defer { daemon.stop() }
+            config.servers.introspection = nil
+            let daemon = try await RunningDaemon.start(config: config, source: source.cache, trunk: FixedTrunk(index: 4))
             let requestsBefore = server.requests()
             async let reply = offPool {
                 Result { try SocketIPAMDClient(path: dir + "/ipamd.sock").call(
@@ -76,18 +75,15 @@ func add(_ h: RPCHandler, _ name: String, uid: String, ns: String = "default") a
             #expect(server.requests() == requestsBefore, "the waiting ADD made no API request")
 
             // /v1/pods: the pod with its UID, VLAN, ENI, IP, and both times.
-            let http = try UnixStream.connect(path: dir + "/debug.sock", timeoutSeconds: 5)
-            try http.writeAll(Array("GET /v1/pods HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-            var text = ""
-            while let chunk = try http.readSome() { text += String(decoding: chunk, as: UTF8.self) }
-            let body = text.components(separatedBy: "\r\n\r\n").last ?? ""
-            let pods = try JSONDecoder().decode([PodView].self, from: Data(body.utf8))
+            let body = try await offPool { Result { try HTTPExchange.get(unixSocket: dir + "/debug.sock", "/v1/pods").body } }.get()
+            let pods = try JSONDecoder().decode([PodView].self, from: Data(body))
             #expect(pods.count == 1)
             let p = try #require(pods.first)
             #expect(p.name == "late" && p.podUID == "u-late" && p.branch && p.state == .served)
             #expect(p.vlanID == 9 && p.eniID == "eni-9" && p.ipv4 == "10.0.40.9")
             let arrived = try #require(p.annotationArrivedAt), served = try #require(p.servedAt)
             #expect(arrived <= served)  // RFC 3339 UTC with the same format sorts as time
+            await daemon.stop()
         }
     }
 

@@ -9,22 +9,6 @@ import Synchronization
 import Testing
 @_exported import TestSupport
 
-/// Runs blocking work (a waiting lookup, an RPC) on its own thread, as ipamd's RPC server does,
-/// so it never holds one of the few cooperative-pool threads the watch needs.
-func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
-}
-
-/// Waits for a condition, up to a deadline (no fixed sleeps).
-func eventually(_ timeout: Duration = .seconds(15), _ what: () async -> Bool) async -> Bool {
-    let end = ContinuousClock.now + timeout
-    while ContinuousClock.now < end {
-        if await what() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
-    }
-    return await what()
-}
-
 /// A source connected to `server` with quick retries; stopped (connections closed) after `body`.
 func withSource<T>(_ server: FakeAPIServer, wait: Double = 10, podENI: Bool = false, trunkLabel: Bool = false, pageSize: Int = 500,
                    watchTimeout: ClosedRange<Int> = 300...600, idleLimit: Duration = .seconds(150), listTimeout: Duration = .seconds(60),

@@ -16,30 +16,31 @@ import Testing
 
     @Test func answersFromTheCache() throws {
         let c = PodCache(waitBound: 0, logger: quiet)
-        #expect(c.lookup(req("a", uid: "1"), wait: true) == .pending("the pod list from the API server has not arrived yet"))
+        #expect(c.lookup(req("a", uid: "1")) == .pending("the pod list from the API server has not arrived yet"))
         c.replaceAll([facts("a", uid: "1", annotation: podENI), facts("r", uid: "2", branch: false), facts("bad", uid: "3", annotation: "[]")])
-        guard case .branch(let b) = c.lookup(req("a", uid: "1"), wait: true) else { Issue.record("not branch"); return }
+        guard case .branch(let b) = c.lookup(req("a", uid: "1")) else { Issue.record("not branch"); return }
         #expect(b.vlanID == 7 && b.eniID == "eni-0a1b2c3d4e5f60718")
-        #expect(c.lookup(req("r", uid: "2"), wait: true) == .regular)
-        guard case .invalid(let e) = c.lookup(req("bad", uid: "3"), wait: true) else { Issue.record("not invalid"); return }
+        #expect(c.lookup(req("r", uid: "2")) == .regular)
+        guard case .invalid(let e) = c.lookup(req("bad", uid: "3")) else { Issue.record("not invalid"); return }
         #expect(e.field == "annotation")
-        #expect(c.lookup(req("a", uid: "other"), wait: true) == .uidMismatch(cached: "1", requested: "other"))
+        #expect(c.lookup(req("a", uid: "other")) == .uidMismatch(cached: "1", requested: "other"))
         // A runtime that passes no UID cannot be checked; no pod name: not a pod we know.
-        #expect(c.lookup(req("a", uid: ""), wait: false) == .branch(b))
-        #expect(c.lookup(PodRequest(containerID: "ctr-1"), wait: true) == .notFound)
+        #expect(c.lookup(req("a", uid: "")) == .branch(b))
+        #expect(c.lookup(PodRequest(containerID: "ctr-1")) == .notFound)
     }
 
     @Test func mirrorPodMatchesTheStaticPodUID() {
         let c = PodCache(waitBound: 0, logger: quiet)
         c.replaceAll([facts("static-web", uid: "mirror-uid", branch: false, mirrorOf: "static-hash")])
-        #expect(c.lookup(req("static-web", uid: "static-hash"), wait: false) == .regular)
+        #expect(c.lookup(req("static-web", uid: "static-hash")) == .regular)
     }
 
     @Test func waitingLookupIsWokenByTheAnnotation() async {
         // A bound far above the test's run time: only the wake-up can make this answer .branch.
         let c = PodCache(waitBound: 60, logger: quiet)
         c.replaceAll([facts("late", uid: "1")])
-        async let r = offPool { c.lookup(PodRequest(podName: "late", podNamespace: "default", podUID: "1", containerID: "c"), wait: true) }
+        let late = PodRequest(podName: "late", podNamespace: "default", podUID: "1", containerID: "c")
+        async let r = { await c.awaitDetails(for: late, until: .now + .seconds(60)) == .ready ? c.lookup(late) : .notFound }()
         #expect(await eventually { c.waiters == 1 })
         // A change to another pod wakes the lookup too: it re-evaluates and waits again.
         c.upsert(facts("other", uid: "2", branch: false))
@@ -53,9 +54,9 @@ import Testing
     @Test func invalidAnnotationThenCorrectedOne() {
         let c = PodCache(waitBound: 60, logger: quiet)
         c.replaceAll([facts("p", uid: "1", annotation: #"[{"vlanId":0}]"#)])
-        guard case .invalid = c.lookup(req("p", uid: "1"), wait: true) else { Issue.record("not invalid"); return }
+        guard case .invalid = c.lookup(req("p", uid: "1")) else { Issue.record("not invalid"); return }
         c.upsert(facts("p", uid: "1", annotation: podENI))
-        guard case .branch(let b) = c.lookup(req("p", uid: "1"), wait: true) else { Issue.record("corrected annotation not used"); return }
+        guard case .branch(let b) = c.lookup(req("p", uid: "1")) else { Issue.record("corrected annotation not used"); return }
         #expect(b.vlanID == 7)
     }
 

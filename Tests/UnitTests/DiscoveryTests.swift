@@ -182,10 +182,19 @@ final class SharedNetlink: @unchecked Sendable {
         let net = FakeNetlink()
         let link = net.addLink("ens6", mac: FakeCloud.trunkMAC, up: true)
         let locator = NetlinkTrunkLocator(client: net, spec: nil)
-        #expect(try locator.trunkIndex(waitingUpTo: 0.05) == nil)
-        async let waited = runOffPool { try? locator.trunkIndex(waitingUpTo: 30) }
+        #expect(await locator.awaitTrunk(until: .now + .milliseconds(50)) == .timedOut)
+        #expect(try locator.trunkIndex() == nil)
+        async let waited = locator.awaitTrunk(until: .now + .seconds(30))
+        #expect(await eventually { locator.waiters == 1 })
         locator.trunkArrived(.mac(FakeCloud.trunkMAC))
-        #expect(await waited == link.index)
+        #expect(await waited == .ready)
+        #expect(try locator.trunkIndex() == link.index)
+        // At shutdown a wait ends at once.
+        let other = NetlinkTrunkLocator(client: net, spec: nil)
+        async let ended = other.awaitTrunk(until: .now + .seconds(30))
+        #expect(await eventually { other.waiters == 1 })
+        other.shutdown()
+        #expect(await ended == .closed)
     }
 }
 
@@ -217,8 +226,4 @@ final class SharedNetlink: @unchecked Sendable {
         #expect(await r.refreshOnce() == false)
         #expect(facts.vpcCIDRs == [IPPrefix("10.0.0.0/16")!])
     }
-}
-
-func runOffPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
-    await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
 }

@@ -105,29 +105,29 @@ let podsFile = #"""
 
     @Test func addByPodIdentityAndByContainerID() {
         let h = handler(tempDir())
-        let r = h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")))
+        let r = h.respond(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")))
         #expect(r.network == PodNetwork(branch: true, podIPv4: "10.0.40.12", vlanID: 7, branchMAC: "0a:00:00:00:00:07", branchENIID: "eni-1",
                                         subnetCIDR: "10.0.32.0/19", subnetGatewayV4: "10.0.32.1", parentIfIndex: 4, vpcCIDRs: ["10.0.0.0/16"]))
-        let c = h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(containerID: "default-ctr1")))
+        let c = h.respond(RPCRequest(method: .addNetwork, pod: PodRequest(containerID: "default-ctr1")))
         #expect(c.network?.vlanID == 8)
         #expect(h.registry.all.map(\.vlanID) == [8, 7])  // sorted by namespace/name; the ctr pod has neither
     }
 
     @Test func refusals() {
         let h = handler(tempDir())
-        let bad = h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "broken", podNamespace: "default", containerID: "y")))
+        let bad = h.respond(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "broken", podNamespace: "default", containerID: "y")))
         #expect(bad.error?.code == .invalidAnnotation)
         #expect(bad.error?.message.contains("vlanId") == true)
-        #expect(h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "nope", podNamespace: "default", containerID: "z"))).error?.code == .podNotFound)
-        #expect(h.handle(RPCRequest(method: .addNetwork)).error?.code == .badRequest)
+        #expect(h.respond(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "nope", podNamespace: "default", containerID: "z"))).error?.code == .podNotFound)
+        #expect(h.respond(RPCRequest(method: .addNetwork)).error?.code == .badRequest)
         #expect(h.registry.all.isEmpty)
     }
 
     @Test func delForgetsThePod() {
         let h = handler(tempDir())
         let pod = PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")
-        _ = h.handle(RPCRequest(method: .addNetwork, pod: pod))
-        let d = h.handle(RPCRequest(method: .delNetwork, pod: pod))
+        _ = h.respond(RPCRequest(method: .addNetwork, pod: pod))
+        let d = h.respond(RPCRequest(method: .delNetwork, pod: pod))
         #expect(d.network?.vlanID == 7 && d.network?.podIPv4 == "10.0.40.12")
         #expect(h.registry.all.isEmpty)
     }
@@ -136,13 +136,13 @@ let podsFile = #"""
         let h = handler(tempDir())
         let old = PodRequest(podName: "db-client", podNamespace: "default", containerID: "old")
         let new = PodRequest(podName: "db-client", podNamespace: "default", containerID: "new")
-        _ = h.handle(RPCRequest(method: .addNetwork, pod: old))
-        _ = h.handle(RPCRequest(method: .addNetwork, pod: new))
-        let d = h.handle(RPCRequest(method: .delNetwork, pod: old))
+        _ = h.respond(RPCRequest(method: .addNetwork, pod: old))
+        _ = h.respond(RPCRequest(method: .addNetwork, pod: new))
+        let d = h.respond(RPCRequest(method: .delNetwork, pod: old))
         #expect(d.error?.code == .podNotFound)
         #expect(d.error?.message.contains("new") == true)
         #expect(h.registry.all.map(\.containerID) == ["new"])
-        #expect(h.handle(RPCRequest(method: .delNetwork, pod: new)).network?.vlanID == 7)
+        #expect(h.respond(RPCRequest(method: .delNetwork, pod: new)).network?.vlanID == 7)
         #expect(h.registry.all.isEmpty)
     }
 
@@ -150,12 +150,12 @@ let podsFile = #"""
         let dir = tempDir()
         let h = handler(dir)
         let pod = PodRequest(podName: "late", podNamespace: "default", containerID: "l")
-        #expect(h.handle(RPCRequest(method: .getNetwork, pod: pod)).error?.code == .podNotFound)
+        #expect(h.respond(RPCRequest(method: .getNetwork, pod: pod)).error?.code == .podNotFound)
         writeAtomically(#"{"pods":{"default/late":[{"ifAddress":"0a:00:00:00:00:0a","privateIp":"10.0.40.20","vlanId":10,"subnetCidr":"10.0.32.0/19"}]}}"#, to: dir + "/pods.json")
-        #expect(h.handle(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 10)
+        #expect(h.respond(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 10)
         // A broken rewrite keeps the last good content.
         writeAtomically("{oops", to: dir + "/pods.json")
-        #expect(h.handle(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 10)
+        #expect(h.respond(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 10)
     }
 
     @Test func podENIOffAnswersAddAtOnceButStillLooksUpForCheckAndDel() {
@@ -165,10 +165,10 @@ let podsFile = #"""
         let h = RPCHandler(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: 4),
                            registry: PodRegistry(), logger: quiet)
         let pod = PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")
-        let add = h.handle(RPCRequest(method: .addNetwork, pod: pod))
+        let add = h.respond(RPCRequest(method: .addNetwork, pod: pod))
         #expect(add.error?.code == .podNotFound && add.error?.message.contains("ENABLE_POD_ENI=false") == true)
-        #expect(h.handle(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 7)
-        #expect(h.handle(RPCRequest(method: .delNetwork, pod: pod)).network?.vlanID == 7)
+        #expect(h.respond(RPCRequest(method: .getNetwork, pod: pod)).network?.vlanID == 7)
+        #expect(h.respond(RPCRequest(method: .delNetwork, pod: pod)).network?.vlanID == 7)
     }
 
     @Test func missingTrunkIsAnError() {
@@ -178,105 +178,7 @@ let podsFile = #"""
         config.node.enablePodENI = true
         let h = RPCHandler(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: nil),
                            registry: PodRegistry(), logger: quiet)
-        let r = h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")))
+        let r = h.respond(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", containerID: "x")))
         #expect(r.error?.code == .internal && r.error?.message.contains("eth9") == true)
-    }
-}
-
-/// The daemon on real Unix sockets in a temp dir (no root needed).
-@Suite struct ServerTests {
-    func start(_ dir: String) throws -> Daemon {
-        writeAtomically(podsFile, to: dir + "/pods.json")
-        var config = IPAMDConfig(podENISource: .file(path: dir + "/pods.json"), trunk: .name("eth1"), vpcCIDRs: [])
-        config.node.enablePodENI = true
-        config.rpcSocket = dir + "/ipamd.sock"
-        config.debugSocket = dir + "/debug.sock"
-        let d = Daemon(config: config, source: StaticFileSource(path: dir + "/pods.json", logger: quiet), trunk: FixedTrunk(index: 4), registry: PodRegistry(), logger: quiet)
-        try d.start()
-        return d
-    }
-
-    func raw(_ path: String, _ bytes: [UInt8]) throws -> (UnixStream, UnixStream.FrameRead) {
-        let s = try UnixStream.connect(path: path, timeoutSeconds: 5)
-        try s.writeAll(bytes)
-        return (s, try s.readFrame())
-    }
-
-    @Test func servesAndSurvivesBadClients() throws {
-        let dir = tempDir()
-        let d = try start(dir)
-        defer { d.stop() }
-        let sock = dir + "/ipamd.sock"
-        var st = stat()
-        #expect(stat(sock, &st) == 0 && st.st_mode & 0o777 == 0o600)
-
-        // A client of another version gets a clear error, and the connection stays usable.
-        let (s, answer) = try raw(sock, Framing.encode(message: RPCRequest(method: .ping), version: 2))
-        guard case .frame(_, let payload) = answer else { Issue.record("no frame"); return }
-        let reply = try Framing.decode(RPCReply.self, payload: payload)
-        #expect(reply.error?.code == .unsupportedVersion)
-        #expect(reply.error?.message.contains("version 2") == true)
-        try s.writeAll(Framing.encode(message: RPCRequest(method: .ping)))
-        guard case .frame(1, let p2) = try s.readFrame() else { Issue.record("no second frame"); return }
-        #expect(try Framing.decode(RPCReply.self, payload: p2).success)
-
-        // Garbage gets an error frame; malformed JSON too.
-        let (_, g) = try raw(sock, Array("GET / HTTP/1.1\r\n\r\n".utf8))
-        guard case .frame(_, let gp) = g else { Issue.record("no frame for garbage"); return }
-        #expect(try Framing.decode(RPCReply.self, payload: gp).error?.code == .badRequest)
-        let (_, j) = try raw(sock, Framing.encode(Array("{\"method\":\"Nope\"}".utf8)))
-        guard case .frame(_, let jp) = j else { Issue.record("no frame for bad json"); return }
-        #expect(try Framing.decode(RPCReply.self, payload: jp).error?.code == .badRequest)
-
-        // Still serving real requests.
-        let client = SocketIPAMDClient(path: sock)
-        let add = try client.call(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "db-client", podNamespace: "default", podUID: "u1", containerID: "c1")), timeoutSeconds: 5)
-        #expect(add.network?.vlanID == 7)
-
-        // The debug socket shows the served pod.
-        let http = try UnixStream.connect(path: dir + "/debug.sock", timeoutSeconds: 5)
-        try http.writeAll(Array("GET /v1/pods HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
-        var text = ""
-        while let chunk = try http.readSome() { text += String(decoding: chunk, as: UTF8.self) }
-        #expect(text.hasPrefix("HTTP/1.1 200 OK"))
-        #expect(text.contains(#""name" : "db-client""#))
-        #expect(text.contains(#""vlanID" : 7"#))
-        #expect(text.contains(#""podUID" : "u1""#))
-    }
-
-    @Test func staleSocketReplacedLiveOneRefused() throws {
-        let dir = tempDir()
-        // A stale socket file: bound once, its owner gone.
-        let stale = try UnixListener(path: dir + "/ipamd.sock", logger: quiet)
-        stale.shutdown()
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var addr = try UnixStream.address(dir + "/ipamd.sock")
-        _ = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
-        close(fd)
-        #expect(FileManager.default.fileExists(atPath: dir + "/ipamd.sock"))
-        let d = try start(dir)
-        #expect(try SocketIPAMDClient(path: dir + "/ipamd.sock").call(RPCRequest(method: .ping), timeoutSeconds: 5).success)
-        #expect(throws: SocketError.self) { try self.start(dir) }
-        d.stop()
-        #expect(!FileManager.default.fileExists(atPath: dir + "/ipamd.sock"))
-        #expect(!FileManager.default.fileExists(atPath: dir + "/debug.sock"))
-    }
-
-    @Test func shutdownLetsInFlightRequestFinish() throws {
-        let dir = tempDir()
-        let d = try start(dir)
-        // Open a connection, send half a frame, stop the daemon on another thread, then finish.
-        let s = try UnixStream.connect(path: dir + "/ipamd.sock", timeoutSeconds: 5)
-        let frame = Framing.encode(message: RPCRequest(method: .ping))
-        try s.writeAll(Array(frame[0..<5]))
-        let stopped = DispatchSemaphore(value: 0)
-        Thread.detachNewThread { d.stop(); stopped.signal() }
-        // The socket path goes away at once; the in-flight connection is still served.
-        while FileManager.default.fileExists(atPath: dir + "/ipamd.sock") { sched_yield() }
-        try s.writeAll(Array(frame[5...]))
-        guard case .frame(_, let p) = try s.readFrame() else { Issue.record("in-flight request was cut"); return }
-        #expect(try Framing.decode(RPCReply.self, payload: p).success)
-        s.close()
-        stopped.wait()
     }
 }

@@ -13,23 +13,30 @@ import Testing
 // (CNI code 11), not code 100. Defect 10: the static file's stamp and content change together.
 
 @Suite struct ShutdownTests {
-    @Test func waitingLookupIsAnsweredAtShutdown() {
+    @Test func waitingLookupIsAnsweredAtShutdown() async {
         let cache = PodCache(waitBound: 25, logger: quiet)
         cache.replaceAll([PodFacts(namespace: "default", name: "late", uid: "u1", branch: true)])
-        let answered = DispatchSemaphore(value: 0)
-        let result = Mutex<PodENILookup?>(nil)
-        Thread.detachNewThread {
-            result.withLock { $0 = cache.lookup(PodRequest(podName: "late", podNamespace: "default", containerID: "c1"), wait: true) }
-            answered.signal()
-        }
-        // The lookup is blocked on the 25 s bound; shutdown must end it at once.
-        let deadline = Date().addingTimeInterval(10)
-        while cache.waiters == 0, Date() < deadline { sched_yield() }
+        let late = PodRequest(podName: "late", podNamespace: "default", containerID: "c1")
+        async let waited = cache.awaitDetails(for: late, until: .now + .seconds(25))
+        // The wait is parked on the 25 s bound; shutdown must end it at once.
+        #expect(await eventually { cache.waiters == 1 })
         cache.shutdown()
-        #expect(answered.wait(timeout: .now() + 5) == .success)
-        #expect(result.withLock { $0 } == .shuttingDown)
-        // Later lookups that would wait answer at once too.
-        #expect(cache.lookup(PodRequest(podName: "late", podNamespace: "default", containerID: "c2"), wait: true) == .shuttingDown)
+        #expect(await waited == .closed)
+        // Later waits end at once too.
+        #expect(await cache.awaitDetails(for: late, until: .now + .seconds(25)) == .closed)
+    }
+
+    /// The handler answers a waiting AddNetwork "shutting down" (code 11) when ipamd stops.
+    @Test func waitingAddIsAnsweredShuttingDown() async {
+        let cache = PodCache(waitBound: 25, logger: quiet)
+        cache.replaceAll([PodFacts(namespace: "default", name: "late", uid: "u1", branch: true)])
+        var config = IPAMDConfig(podENISource: .file(path: "/none"), trunk: .name("eth1"), vpcCIDRs: [])
+        config.node.enablePodENI = true
+        let h = RPCHandler(config: config, source: cache, trunk: FixedTrunk(index: 4), registry: PodRegistry(), logger: quiet)
+        async let reply = h.handle(RPCRequest(method: .addNetwork, pod: PodRequest(podName: "late", podNamespace: "default", podUID: "u1", containerID: "c1")))
+        #expect(await eventually { cache.waiters == 1 })
+        h.shutdown()
+        #expect(await reply.error?.code == .shuttingDown)
     }
 
     @Test func shuttingDownIsTryAgainLaterForTheRuntime() {
@@ -42,12 +49,9 @@ import Testing
     /// reports 11 (the runtime retries the ADD against the next ipamd), not a protocol error.
     @Test func connectionClosedWithoutAnswerIsTryAgainLater() throws {
         let dir = tempDir()
-        let listener = try UnixListener(path: dir + "/s.sock", logger: quiet, idleTimeout: 5, keepIdle: 1)
-        listener.start { s in
-            _ = try? s.readFrame()
-            s.close()
-        }
-        defer { listener.shutdown() }
+        // A server that reads the request and closes without answering.
+        let listener = try ClosingListener(path: dir + "/s.sock")
+        defer { listener.close() }
         let d = Dispatcher(makeIPAMD: { _ in SocketIPAMDClient(path: dir + "/s.sock") }, datapath: FakeDatapath(),
                            makeLogger: { _, _ in quiet })
         let out = d.run(environment: ["CNI_COMMAND": "ADD", "CNI_CONTAINERID": "c1", "CNI_NETNS": "/var/run/netns/pod1", "CNI_IFNAME": "eth0",
@@ -126,4 +130,26 @@ private struct GateLogHandler: LogHandler {
         #expect(source.lookup(key: "default/a", containerID: "") != .notFound)
         if case .branch(let e) = source.lookup(key: "default/a", containerID: "") { #expect(e.vlanID == 9) }
     }
+}
+
+/// Accepts one connection, reads one frame and closes it unanswered (ipamd exiting mid-request).
+private final class ClosingListener: Sendable {
+    let fd: Int32
+
+    init(path: String) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        self.fd = fd
+        var addr = try UnixStream.address(path)
+        let rc = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        guard rc == 0, listen(fd, 4) == 0 else { throw SocketError("bind \(path)", errno: errno) }
+        Thread.detachNewThread {
+            let c = accept(fd, nil, nil)
+            guard c >= 0 else { return }
+            let s = UnixStream(fd: c)
+            _ = try? s.readFrame()
+            s.close()
+        }
+    }
+
+    func close() { Glibc.shutdown(fd, Int32(SHUT_RDWR)); Glibc.close(fd) }
 }

@@ -31,7 +31,7 @@ import Testing
     }
 
     @Test(arguments: ["strict", "standard"])
-    func podDeletedWhileDownIsTornDownOthersUntouched(mode: String) throws {
+    func podDeletedWhileDownIsTornDownOthersUntouched(mode: String) async throws {
         let n = Self.node(Self.pods, mode: mode)
         // An object of a container nobody knows (a leak from an earlier crash).
         var ghost = n.dp.host.addLink("vlan.eth.99", kind: "vlan", mac: MACAddress("0a:00:00:00:00:99"), mtu: 9001, up: true,
@@ -42,7 +42,7 @@ import Testing
         n.ipamd.forget(Self.pods[1])
         let registry = PodRegistry(store: n.ipamd.store)
         #expect(try registry.restore() == 3)
-        let report = try reconciler(n, registry, source: n.ipamd.source).run(rebuild: false, syncTimeout: 0)
+        let report = try await reconciler(n, registry, source: n.ipamd.source).run(rebuild: false, syncTimeout: .zero)
 
         #expect(report.gone == ["default/b"])
         #expect(Set(report.kept) == ["default/a", "default/c"])
@@ -55,19 +55,19 @@ import Testing
     }
 
     /// Nothing changed while ipamd was down: no netlink change at all.
-    @Test func livePodsAreServedAgainWithoutTouchingTheNode() throws {
+    @Test func livePodsAreServedAgainWithoutTouchingTheNode() async throws {
         let n = Self.node(Self.pods, mode: "strict")
         let before = n.dp.host.mutations
         let registry = PodRegistry(store: n.ipamd.store)
         _ = try registry.restore()
-        let report = try reconciler(n, registry, source: n.ipamd.source).run(rebuild: false, syncTimeout: 0)
+        let report = try await reconciler(n, registry, source: n.ipamd.source).run(rebuild: false, syncTimeout: .zero)
         #expect(report.kept.count == 3 && report.gone.isEmpty && report.removed.isEmpty)
         #expect(n.dp.host.mutations == before)
     }
 
     /// The checkpoint was lost: the pods come back from the kernel's tagged VLAN links and the
     /// source, with their containers; nothing is torn down.
-    @Test func lostCheckpointIsRebuiltFromTheKernel() throws {
+    @Test func lostCheckpointIsRebuiltFromTheKernel() async throws {
         let n = Self.node(Self.pods, mode: "strict")
         let before = n.hostState
         let registry = PodRegistry(store: MemoryStore())
@@ -76,7 +76,7 @@ import Testing
             v.vlanID = p.vlan; v.ipv4 = p.ip; v.mac = p.mac; v.eniID = "eni-\(p.vlan)"
             return v
         })
-        let report = try reconciler(n, registry, source: source).run(rebuild: true, syncTimeout: 0)
+        let report = try await reconciler(n, registry, source: source).run(rebuild: true, syncTimeout: .zero)
         #expect(Set(report.rebuilt) == ["default/a", "default/b", "default/c"])
         #expect(registry.get(key: "default/b")?.containerID == "cb")
         #expect(report.removed.isEmpty)
@@ -85,13 +85,13 @@ import Testing
 
     /// A source that cannot say which pods exist (the API server did not answer): nothing is
     /// torn down, whatever the checkpoint says.
-    @Test func unsyncedSourceTearsNothingDown() throws {
+    @Test func unsyncedSourceTearsNothingDown() async throws {
         let n = Self.node(Self.pods, mode: "strict")
         let before = n.hostState
         n.ipamd.forget(Self.pods[0])
         let registry = PodRegistry(store: n.ipamd.store)
         _ = try registry.restore()
-        let report = try reconciler(n, registry, source: ListingSource(n.ipamd.source, views: [], synced: false)).run(rebuild: false, syncTimeout: 0)
+        let report = try await reconciler(n, registry, source: ListingSource(n.ipamd.source, views: [], synced: false)).run(rebuild: false, syncTimeout: .zero)
         #expect(!report.sourceSynced && report.gone.isEmpty && report.removed.isEmpty)
         #expect(n.hostState == before)
     }
@@ -105,5 +105,5 @@ final class ListingSource: PodENISource, @unchecked Sendable {
     init(_ base: any PodENISource, views: [PodView], synced: Bool = true) { self.base = base; self.views = views; self.synced = synced }
     func lookup(key: String, containerID: String) -> PodENILookup { base.lookup(key: key, containerID: containerID) }
     func podViews() -> [PodView] { views }
-    func waitUntilSynced(timeout: Double) -> Bool { synced }
+    func waitUntilSynced(timeout: Duration) async -> Bool { synced }
 }

@@ -1,0 +1,76 @@
+import CoreMetrics
+
+/// What ipamd records, through swift-metrics: components take one of these (tests pass one with
+/// their own factory), the executable bootstraps the Prometheus one.
+public struct IPAMDMetrics: Sendable {
+    let factory: any MetricsFactory
+
+    public init(factory: any MetricsFactory) { self.factory = factory }
+
+    /// The process-wide factory (ipamd bootstraps Prometheus; no-op until then).
+    public static var system: IPAMDMetrics { IPAMDMetrics(factory: MetricsSystem.factory) }
+    /// Records nothing.
+    public static let none = IPAMDMetrics(factory: NOOPMetricsHandler.instance)
+
+    func count(_ name: MetricName, _ dimensions: [(String, String)] = [], by n: Int = 1) {
+        Counter(label: name.rawValue, dimensions: dimensions, factory: factory).increment(by: n)
+    }
+
+    // MARK: the reference's
+
+    public func buildInfo(version: String, swiftVersion: String) {
+        Gauge(label: MetricName.buildInfo.rawValue, dimensions: [("version", version), ("swiftversion", swiftVersion)], factory: factory).record(1)
+    }
+
+    public func error(fn: String) { count(.ipamdErrors, [("fn", fn)]) }
+    public func reconciled(fn: String) { count(.reconciles, [("fn", fn)]) }
+    public func podENIError(fn: String) { count(.podENIErrors, [("fn", fn)]) }
+
+    /// Runs `body` counted in `awscni_ipamd_action_inprogress{fn}`.
+    public func inProgress<T>(_ fn: String, _ body: () async throws -> T) async rethrows -> T {
+        let meter = Meter(label: MetricName.actionsInProgress.rawValue, dimensions: [("fn", fn)], factory: factory)
+        meter.increment()
+        defer { meter.decrement() }
+        return try await body()
+    }
+
+    /// One AWS request attempt (IMDS, EC2, STS): its latency, and the error if it failed.
+    public func awsRequest(api: String, duration: Duration, status: Int?, errorCode: String?) {
+        let failed = errorCode != nil
+        Recorder(label: MetricName.awsAPILatency.rawValue,
+                 dimensions: [("api", api), ("error", failed ? "true" : "false"), ("status", status.map(String.init) ?? "")],
+                 aggregate: true, factory: factory).record(duration.milliseconds)
+        if let errorCode { count(.awsAPIErrors, [("api", api), ("error", errorCode)]) }
+    }
+
+    public func ec2Request(action: String) { count(.ec2Requests, [("fn", action)]) }
+
+    public func startupDuration(_ d: Duration) {
+        Gauge(label: MetricName.startupDuration.rawValue, factory: factory).record(d.seconds)
+    }
+
+    // MARK: ours
+
+    public func rpc(method: String, result: String, duration: Duration) {
+        Timer(label: MetricName.rpcLatency.rawValue, dimensions: [("method", method), ("result", result)], factory: factory)
+            .recordNanoseconds(duration.nanoseconds)
+    }
+
+    public func branchPods(_ n: Int) { Gauge(label: MetricName.branchPods.rawValue, factory: factory).record(n) }
+
+    public func annotationWait(_ d: Duration, outcome: String) {
+        Timer(label: MetricName.annotationWait.rawValue, dimensions: [("outcome", outcome)], factory: factory).recordNanoseconds(d.nanoseconds)
+    }
+
+    public func watchRestarted() { count(.watchRestarts) }
+    public func watchRelisted() { count(.watchRelists) }
+    public func nodeSetupRepaired() { count(.nodeSetupRepairs) }
+    public func leakedObjectsRemoved(_ n: Int) { if n > 0 { count(.leakedObjectsRemoved, by: n) } }
+    public func checkpointWritten(ok: Bool) { count(.checkpointWrites, [("result", ok ? "ok" : "error")]) }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+    var milliseconds: Double { seconds * 1000 }
+    var nanoseconds: Int64 { components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000 }
+}

@@ -1,0 +1,86 @@
+import NIOCore
+import Synchronization
+
+/// One accepted connection's state as the graceful shutdown and the idle timer see it.
+final class ConnectionState: Sendable {
+    let channel: any Channel
+    /// `serving`: a request is being answered (an AddNetwork may wait seconds for its pod's
+    /// details). `arriving`: bytes of a request came in since the last reply.
+    private let activity = Mutex((serving: false, arriving: false))
+
+    init(channel: any Channel) { self.channel = channel }
+
+    func requestArriving() { activity.withLock { $0.arriving = true } }
+    func serving() { activity.withLock { $0.serving = true } }
+    func answered() { activity.withLock { $0 = (false, false) } }
+
+    /// The idle timer: closes unless a request is being answered (a client that sent part of a
+    /// frame and stalled is closed).
+    func closeIfNotServing() {
+        if !activity.withLock({ $0.serving }) { channel.close(promise: nil) }
+    }
+
+    /// Shutdown: closes unless a request is being answered or on its way (a client that connected
+    /// before the socket file went gets its answer).
+    func closeIfIdle() {
+        if !activity.withLock({ $0.serving || $0.arriving }) { channel.close(promise: nil) }
+    }
+}
+
+/// Notes that a request is arriving (before the frame decoder, which passes on whole frames only).
+final class ArrivalMarker: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let state: ConnectionState
+
+    init(state: ConnectionState) { self.state = state }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        state.requestArriving()
+        context.fireChannelRead(data)
+    }
+}
+
+/// The live connections of a server: at shutdown the idle ones close at once, the busy ones after
+/// their reply.
+final class ConnectionSet: Sendable {
+    private let state = Mutex<(draining: Bool, live: [ObjectIdentifier: ConnectionState])>((false, [:]))
+
+    /// false when the server is draining: the connection is closed instead of served.
+    func add(_ c: ConnectionState) -> Bool {
+        state.withLock { s in
+            guard !s.draining else { return false }
+            s.live[ObjectIdentifier(c)] = c
+            return true
+        }
+    }
+
+    func remove(_ c: ConnectionState) { _ = state.withLock { $0.live.removeValue(forKey: ObjectIdentifier(c)) } }
+
+    var draining: Bool { state.withLock { $0.draining } }
+    var count: Int { state.withLock { $0.live.count } }
+
+    func drain() {
+        let live = state.withLock { s in
+            s.draining = true
+            return Array(s.live.values)
+        }
+        for c in live { c.closeIfIdle() }
+    }
+}
+
+/// Closes a connection that stayed silent for the idle timeout while no request was being
+/// served (IdleStateHandler's event), so a client that connects and says nothing holds nothing.
+final class IdleCloser: ChannelInboundHandler, Sendable {
+    typealias InboundIn = NIOAny
+    let state: ConnectionState
+
+    init(state: ConnectionState) { self.state = state }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is IdleStateHandler.IdleStateEvent {
+            state.closeIfNotServing()
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
