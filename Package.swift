@@ -116,6 +116,7 @@ let package = Package(
         // ipamd's cloud side: discovery of the node from metadata and EC2, the late trunk, the
         // VPC CIDR refresh. Logic behind AWSCloud's protocols.
         .target(name: "IPAMDCloud", dependencies: [
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
             "IPAMDMetrics", "AWSCloud", "IPAMDCore", "NodeSetup", "Netlink", "NetModel", "SystemIO", .product(name: "Logging", package: "swift-log"),
         ]),
         // ipamd's Kubernetes pod-ENI source: the watch feeding IPAMDCore's pod cache, node signalling.

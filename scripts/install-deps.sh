@@ -11,6 +11,7 @@ PACKAGES=(
     qemu-system-x86 linux-image-amd64 busybox-static xz-utils  # the VLAN VM (scripts/vm/run.sh)
     containerd runc containernetworking-plugins  # a real CNI client (ctr run --cni), portmap; Debian vlan/host-local for make bench
     gcc libnl-route-3-dev                        # the benchmark's libnl floor (scripts/bench/floor.c)
+    prometheus                                   # a real scraper of ipamd's /metrics, and promtool (PrometheusTests)
 )
 
 missing=()
@@ -23,6 +24,8 @@ if ((${#missing[@]})); then
     apt-get update -qq
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
+# Debian starts the prometheus service on install; the tests run their own, in a namespace.
+if command -v systemctl >/dev/null && systemctl is-active -q prometheus 2>/dev/null; then systemctl stop prometheus; fi
 command -v swift >/dev/null || { echo "swift not found on PATH (expected Swift 6.x, e.g. /opt/swift/usr/bin)" >&2; exit 1; }
 # The cloud test harness (scripts/tests/cloud-sim.py): moto as the EC2/STS API, botocore's
 # SigV4Auth as the reference signer. Preinstalled on the build machines; pinned when missing.

@@ -1,57 +1,58 @@
-import Foundation
 import Logging
-import Synchronization
+import NIOCore
+import NIOPosix
 import SystemIO
 
 /// The kernel's link notifications as an AsyncStream: one element per burst of changes. The
-/// blocking wait runs on a thread of its own (never on the concurrency pool); `finish()` wakes it
-/// through a pipe and ends the stream.
+/// netlink socket is read by a SwiftNIO event loop like every other socket of ipamd (no thread
+/// of its own); nothing is parsed: the reader lists the links again on each element.
 public final class LinkEventStream: Sendable {
     public let events: AsyncStream<Void>
     private let continuation: AsyncStream<Void>.Continuation
-    private let socket: LinkEventSocket
-    private let wake: (read: Int32, write: Int32)
-    private let finished = Mutex(false)
+    private let channel: any Channel
 
     /// Subscribes now, in the calling thread's network namespace: a link created after this call
     /// is reported even if the first listing has not happened yet.
-    public init(logger: Logger) throws(Errno) {
-        socket = try LinkEventSocket()
-        var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw Errno(rawValue: errno) }
-        // Not inherited by anything ipamd execs.
-        _ = fcntl(fds[0], F_SETFD, FD_CLOEXEC); _ = fcntl(fds[1], F_SETFD, FD_CLOEXEC)
-        wake = (fds[0], fds[1])
-        (events, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        let (socket, wake, continuation) = (socket, wake, continuation)
-        let thread = Thread {
-            while true {
-                do {
-                    switch try socket.wait(timeoutMillis: -1, wake: wake.read) {
-                    case .changed: continuation.yield()
-                    case .timedOut: continue
-                    case .woken: continuation.finish(); return
-                    }
-                } catch {
-                    logger.error("link notifications failed; the trunk is looked for again only at the next start", metadata: ["error": "\(error)"])
-                    continuation.finish()
-                    return
+    public init(group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) async throws {
+        let socket = try LinkEventSocket()
+        let (events, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        // The event loop owns a duplicate (the subscription belongs to the open socket, which both
+        // share); `socket` closes its own descriptor when it goes.
+        let descriptor = try socket.duplicateDescriptor()
+        channel = try await NIOPipeBootstrap(group: group)
+            .channelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(LinkEventHandler(continuation: continuation, logger: logger))
                 }
             }
-        }
-        thread.name = "link-events"
-        thread.start()
+            .takingOwnershipOfDescriptor(input: descriptor)
+            .get()
+        self.events = events
+        self.continuation = continuation
     }
 
     public func finish() {
-        guard finished.withLock({ f in defer { f = true }; return !f }) else { return }
-        var b: UInt8 = 1
-        _ = write(wake.write, &b, 1)
+        channel.close(promise: nil)
+        continuation.finish()
+    }
+}
+
+/// Every read is "links changed"; the stream ends with the socket.
+private final class LinkEventHandler: ChannelInboundHandler, Sendable {
+    typealias InboundIn = ByteBuffer
+    let continuation: AsyncStream<Void>.Continuation
+    let logger: Logger
+
+    init(continuation: AsyncStream<Void>.Continuation, logger: Logger) { self.continuation = continuation; self.logger = logger }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) { continuation.yield() }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // ENOBUFS (notifications dropped) ends the channel: say so, and have the links listed once more.
+        logger.error("link notifications failed; the trunk is looked for again only at the next start", metadata: ["error": "\(error)"])
+        continuation.yield()
+        context.close(promise: nil)
     }
 
-    deinit {
-        finish()
-        // The thread may still be in poll on `wake.read`; the fds stay open for the process's
-        // life rather than racing it (one stream per ipamd run).
-    }
+    func channelInactive(context: ChannelHandlerContext) { continuation.finish() }
 }

@@ -75,6 +75,8 @@ public final class PodRegistry: Sendable {
     private let state = Mutex(State())
     /// The version the checkpoint holds; also serialises the writes. Lock order: this, then `state`.
     private let written = Mutex<UInt64>(0)
+    /// The version the checkpoint holds, readable without waiting for a write in progress.
+    private let durable = Atomic<UInt64>(0)
     private let store: (any ServedPodStore)?
     private let metrics: IPAMDMetrics
 
@@ -100,6 +102,12 @@ public final class PodRegistry: Sendable {
                 released.append(q)
             }
             let previous = s.pods[pod.key]
+            // A repeated ADD of the same sandbox with the same details (a runtime's retry): nothing
+            // changes, so nothing is written; it returns once the checkpoint holds the entry.
+            if released.isEmpty, var same = previous {
+                same.servedAt = pod.servedAt
+                if same == pod { return (.recorded(released: []), nil, s.version) }
+            }
             if let previous, previous.containerID != pod.containerID { released.append(previous) }
             for q in released where s.pods[q.key]?.containerID == q.containerID { s.pods[q.key] = nil }
             s.pods[pod.key] = pod
@@ -150,6 +158,16 @@ public final class PodRegistry: Sendable {
 
     public func get(key: String) -> ServedPod? { state.withLock { $0.pods[key] } }
 
+    /// `pod` is recorded as it is (its serve time aside) and the checkpoint holds it: claiming it
+    /// again changes nothing and waits for no write.
+    public func isDurablyRecorded(_ pod: ServedPod) -> Bool {
+        state.withLock { s in
+            guard var same = s.pods[pod.key] else { return false }
+            same.servedAt = pod.servedAt
+            return same == pod && (store == nil || durable.load(ordering: .acquiring) >= s.version)
+        }
+    }
+
     /// Sorted by namespace/name for stable output.
     public var all: [ServedPod] {
         state.withLock { Array($0.pods.values) }.sorted { ($0.namespace, $0.name, $0.containerID) < ($1.namespace, $1.name, $1.containerID) }
@@ -158,7 +176,7 @@ public final class PodRegistry: Sendable {
     /// Returns once the checkpoint holds `version` or a later one. When the write fails, `undo`
     /// takes the change back in memory (the next write carries the undo) and the error is thrown.
     private func persist(through version: UInt64, orUndo undo: (inout [String: ServedPod]) -> Void) throws(CheckpointError) {
-        guard let store else { return }
+        guard let store, durable.load(ordering: .acquiring) < version else { return }
         do {
             try written.withLock { (w: inout UInt64) throws(CheckpointError) in
                 // A write that started after this change carried it.
@@ -171,6 +189,7 @@ public final class PodRegistry: Sendable {
                 metrics.checkpointWritten(ok: true)
                 metrics.branchPods(pods.filter(\.branch).count)
                 w = v
+                durable.store(v, ordering: .releasing)
             }
         } catch {
             state.withLock { s in

@@ -12,12 +12,18 @@ public final class RPCHandler: Sendable {
     /// The VPC CIDRs every reply carries (re-read from the cloud while running).
     public let facts: NodeFacts
     let metrics: IPAMDMetrics
+    let offload: Offload
     let logger: Logger
 
+    /// Runs the blocking part of an answer (the checkpoint's fsync, netlink) where it blocks no
+    /// task: ipamd's server passes a thread pool, so concurrent ADDs share one checkpoint write
+    /// (group commit) instead of queueing behind the few cooperative-pool threads.
+    public typealias Offload = @Sendable (_ work: @escaping @Sendable () -> RPCReply) async -> RPCReply
+
     public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry,
-                facts: NodeFacts? = nil, metrics: IPAMDMetrics = .system, logger: Logger) {
+                facts: NodeFacts? = nil, metrics: IPAMDMetrics = .system, offload: @escaping Offload = { $0() }, logger: Logger) {
         self.config = config; self.source = source; self.trunk = trunk; self.registry = registry; self.logger = logger
-        self.metrics = metrics
+        self.metrics = metrics; self.offload = offload
         self.facts = facts ?? NodeFacts(vpcCIDRs: config.vpcCIDRs)
     }
 
@@ -28,6 +34,12 @@ public final class RPCHandler: Sendable {
         let started = ContinuousClock.now
         let method = request.method.rawValue
         let reply = await metrics.inProgress(method) { await waitThenRespond(request) }
+        observe(request, reply, since: started)
+        return reply
+    }
+
+    func observe(_ request: RPCRequest, _ reply: RPCReply, since started: ContinuousClock.Instant) {
+        let method = request.method.rawValue
         metrics.rpc(method: method, result: reply.error?.code.rawValue ?? "success", duration: .now - started)
         switch reply.error?.code {
         case .internal?: metrics.error(fn: method)
@@ -36,7 +48,6 @@ public final class RPCHandler: Sendable {
         case .podUIDMismatch?: metrics.podENIError(fn: "podUIDMismatch")
         default: break
         }
-        return reply
     }
 
     func waitThenRespond(_ request: RPCRequest) async -> RPCReply {
@@ -50,7 +61,7 @@ public final class RPCHandler: Sendable {
                 if outcome == .closed { return Self.shuttingDown }
             }
         }
-        return respond(request)
+        return await offload { self.respond(request) }
     }
 
     /// ipamd is stopping: waiting AddNetworks (and later ones that would wait) answer at once.
@@ -59,7 +70,7 @@ public final class RPCHandler: Sendable {
         trunk.shutdown()
     }
 
-    static let shuttingDown = RPCReply(error: RPCFailure(.shuttingDown, "ipamd is shutting down; retry once it is back"))
+    public static let shuttingDown = RPCReply(error: RPCFailure(.shuttingDown, "ipamd is shutting down; retry once it is back"))
 
     /// Answers from what ipamd knows now, without waiting (the in-process ipamd of the plugin's
     /// tests calls this directly).
@@ -118,10 +129,7 @@ public final class RPCHandler: Sendable {
                                      subnetGatewayV4: eni.gatewayV4?.description, parentIfIndex: index,
                                      vpcCIDRs: facts.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT)
             if record {
-                let served = ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
-                                       ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
-                                       ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now(),
-                                       mode: config.enforcingMode.rawValue, netns: pod.netns.isEmpty ? nil : pod.netns)
+                let served = servedPod(pod, eni)
                 if let refusal = claim(served) { return RPCReply(error: refusal) }
                 logger.info("served branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(eni.vlanID)", "ip": "\(eni.ipv4?.description ?? "")"])
             }
@@ -162,6 +170,30 @@ public final class RPCHandler: Sendable {
             }
             return nil
         }
+    }
+
+    func servedPod(_ pod: PodRequest, _ eni: BranchENI) -> ServedPod {
+        ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
+                  ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
+                  ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now(),
+                  mode: config.enforcingMode.rawValue, netns: pod.netns.isEmpty ? nil : pod.netns)
+    }
+
+    /// The answer when it needs neither a wait nor a checkpoint write (a ping, a CHECK's lookup,
+    /// a repeated ADD of a pod already recorded), so the server can give it without leaving the
+    /// event loop; nil otherwise (then `handle`).
+    public func answerNow(_ request: RPCRequest) -> RPCReply? {
+        switch request.method {
+        case .ping, .getNetwork: break
+        case .delNetwork: return nil
+        case .addNetwork:
+            guard config.enablePodENI, let pod = request.pod, !pod.podName.isEmpty, !trunk.awaitingAttachment,
+                  case .branch(let eni) = source.lookup(pod), registry.isDurablyRecorded(servedPod(pod, eni)) else { return nil }
+        }
+        let started = ContinuousClock.now
+        let reply = respond(request)
+        observe(request, reply, since: started)
+        return reply
     }
 
     var trunkName: String {

@@ -1,3 +1,4 @@
+import IPAMDCore
 import NIOCore
 import Synchronization
 
@@ -7,8 +8,16 @@ final class ConnectionState: Sendable {
     /// `serving`: a request is being answered (an AddNetwork may wait seconds for its pod's
     /// details). `arriving`: bytes of a request came in since the last reply.
     private let activity = Mutex((serving: false, arriving: false))
+    /// The server is shutting down: close after the answer being prepared.
+    private let drainingFlag = Atomic(false)
 
     init(channel: any Channel) { self.channel = channel }
+
+    var draining: Bool { drainingFlag.load(ordering: .acquiring) }
+    func drain() {
+        drainingFlag.store(true, ordering: .releasing)
+        closeIfIdle()
+    }
 
     func requestArriving() { activity.withLock { $0.arriving = true } }
     func serving() { activity.withLock { $0.serving = true } }
@@ -41,9 +50,10 @@ final class ArrivalMarker: ChannelInboundHandler, Sendable {
 }
 
 /// The live connections of a server: at shutdown the idle ones close at once, the busy ones after
-/// their reply.
+/// their reply; shutdown waits for the last one.
 final class ConnectionSet: Sendable {
     private let state = Mutex<(draining: Bool, live: [ObjectIdentifier: ConnectionState])>((false, [:]))
+    private let changed = ChangeSignal()
 
     /// false when the server is draining: the connection is closed instead of served.
     func add(_ c: ConnectionState) -> Bool {
@@ -54,9 +64,11 @@ final class ConnectionSet: Sendable {
         }
     }
 
-    func remove(_ c: ConnectionState) { _ = state.withLock { $0.live.removeValue(forKey: ObjectIdentifier(c)) } }
+    func remove(_ c: ConnectionState) {
+        _ = state.withLock { $0.live.removeValue(forKey: ObjectIdentifier(c)) }
+        changed.broadcast()
+    }
 
-    var draining: Bool { state.withLock { $0.draining } }
     var count: Int { state.withLock { $0.live.count } }
 
     func drain() {
@@ -64,7 +76,12 @@ final class ConnectionSet: Sendable {
             s.draining = true
             return Array(s.live.values)
         }
-        for c in live { c.closeIfIdle() }
+        for c in live { c.drain() }
+    }
+
+    /// Returns when no connection is left (or the task is cancelled: the group's shutdown limit).
+    func waitUntilEmpty() async {
+        _ = await changed.wait(until: .now + .seconds(3600)) { count == 0 }
     }
 }
 

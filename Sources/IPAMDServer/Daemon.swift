@@ -4,6 +4,15 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
+/// Threads for the blocking part of RPC answers (checkpoint writes, netlink). More than the
+/// cores: a request blocked in fsync must not hold up the next, whose change the same write can
+/// carry. Process-wide, like NIO's own singletons.
+let blockingPool: NIOThreadPool = {
+    let pool = NIOThreadPool(numberOfThreads: 16)
+    pool.start()
+    return pool
+}()
+
 /// ipamd's servers, bound: the RPC socket, the root-only debug socket, and the introspection
 /// endpoint (unless disabled). Binding happens before serving so that a taken address stops
 /// start-up with a clear error, and so the plugin is installed only once ipamd answers.
@@ -17,7 +26,8 @@ public struct Daemon: Sendable {
     public static func bind(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry,
                             facts: NodeFacts? = nil, inventory: NodeInventory, extraHTTP: [HTTPServer] = [],
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) async throws -> Daemon {
-        let handler = RPCHandler(config: config, source: source, trunk: trunk, registry: registry, facts: facts, logger: logger)
+        let handler = RPCHandler(config: config, source: source, trunk: trunk, registry: registry, facts: facts,
+                                 offload: { work in (try? await blockingPool.runIfActive(work)) ?? RPCHandler.shuttingDown }, logger: logger)
         let routes = IntrospectionRoutes(config: config, registry: registry, source: source, inventory: inventory)
         let debug = IntrospectionRoutes(config: config, registry: registry, source: source, inventory: inventory,
                                         explainer: PodExplainer(config: config, registry: registry, source: source, trunk: trunk))

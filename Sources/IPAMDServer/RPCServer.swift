@@ -8,57 +8,52 @@ import NIOCore
 import NIOPosix
 import ServiceLifecycle
 
-/// The RPC socket the plugin calls: SwiftNIO on a root-only Unix socket, one task per connection
-/// so an AddNetwork waiting for its pod's details holds no thread. Graceful shutdown: the socket
-/// file goes first (no new client can connect), waiting AddNetworks are answered "shutting down"
-/// (CNI code 11), idle connections close, in-flight requests finish.
+/// The RPC socket the plugin calls: SwiftNIO on a root-only Unix socket. A request that needs
+/// neither a wait nor a checkpoint write (a repeated ADD, a CHECK, a ping) is answered on the
+/// event loop, without a thread hop; the others run as a task (an AddNetwork waiting for its pod's
+/// details holds no thread) whose blocking part goes to a thread pool. Graceful shutdown: the
+/// socket file goes first (no new client can connect), waiting AddNetworks are answered "shutting
+/// down" (CNI code 11), idle connections close, in-flight requests finish.
 public final class RPCServer: Service, Sendable {
-    typealias Connection = (channel: NIOAsyncChannel<RPCInbound, ByteBuffer>, state: ConnectionState)
-
     public let path: String
-    private let server: NIOAsyncChannel<Connection, Never>
+    private let server: any Channel
     private let handler: RPCHandler
-    private let connections = ConnectionSet()
+    private let connections: ConnectionSet
     private let logger: Logger
 
-    private init(path: String, server: NIOAsyncChannel<Connection, Never>, handler: RPCHandler, logger: Logger) {
-        self.path = path; self.server = server; self.handler = handler; self.logger = logger
+    private init(path: String, server: any Channel, handler: RPCHandler, connections: ConnectionSet, logger: Logger) {
+        self.path = path; self.server = server; self.handler = handler; self.connections = connections; self.logger = logger
     }
 
-    /// Binds `path` (mode 0600). Serving starts with `run()`.
+    /// Binds `path` (mode 0600). Serving starts at once; `run()` keeps it until shutdown.
     public static func bind(path: String, handler: RPCHandler, idleTimeout: TimeAmount = .seconds(30),
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) async throws -> RPCServer {
         try SocketFile.prepare(path)
+        let connections = ConnectionSet()
         let server = try await SocketFile.bindingPrivately(path) {
             try await ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 512)
-                .bind(unixDomainSocketPath: path) { child in
-                    child.eventLoop.makeCompletedFuture { () throws -> Connection in
+                .childChannelInitializer { child in
+                    child.eventLoop.makeCompletedFuture {
                         let state = ConnectionState(channel: child)
+                        guard connections.add(state) else { throw ChannelError.ioOnClosedChannel }
+                        child.closeFuture.whenComplete { _ in connections.remove(state) }
                         try child.pipeline.syncOperations.addHandlers([
                             IdleStateHandler(readTimeout: idleTimeout), IdleCloser(state: state), ArrivalMarker(state: state),
-                            ByteToMessageHandler(RPCFrameDecoder()),
+                            ByteToMessageHandler(RPCFrameDecoder()), RPCConnectionHandler(handler: handler, state: state, logger: logger),
                         ])
-                        return (try NIOAsyncChannel<RPCInbound, ByteBuffer>(wrappingChannelSynchronously: child), state)
                     }
                 }
+                .bind(unixDomainSocketPath: path).get()
         }
-        return RPCServer(path: path, server: server, handler: handler, logger: logger)
+        return RPCServer(path: path, server: server, handler: handler, connections: connections, logger: logger)
     }
 
     public func run() async throws {
         await withGracefulShutdownHandler {
-            await withDiscardingTaskGroup { group in
-                do {
-                    try await server.executeThenClose { inbound in
-                        for try await connection in inbound {
-                            group.addTask { await self.serve(connection) }
-                        }
-                    }
-                } catch {
-                    logger.error("RPC socket failed", metadata: ["socket": "\(path)", "error": "\(error)"])
-                }
-            }
+            try? await server.closeFuture.get()
+            // Requests already on their way are answered (bounded by the group's shutdown limit).
+            await connections.waitUntilEmpty()
         } onGracefulShutdown: {
             self.stopAccepting()
         }
@@ -66,60 +61,88 @@ public final class RPCServer: Service, Sendable {
         logger.info("RPC socket closed", metadata: ["socket": "\(path)"])
     }
 
-    /// Connections being served (tests).
+    /// Connections open now (tests).
     public var connectionCount: Int { connections.count }
 
     public func stopAccepting() {
         logger.info("shutting down: RPC socket removed, waiting AddNetworks answered with code 11, in-flight requests finishing",
                     metadata: ["socket": "\(path)", "connections": "\(connections.count)"])
         unlink(path)
-        server.channel.close(promise: nil)
+        server.close(promise: nil)
         handler.shutdown()
         connections.drain()
     }
+}
 
-    private func serve(_ connection: Connection) async {
-        let state = connection.state
-        guard connections.add(state) else {
-            try? await connection.channel.channel.close()
-            return
-        }
-        defer { connections.remove(state) }
-        do {
-            try await connection.channel.executeThenClose { inbound, outbound in
-                for try await message in inbound {
-                    state.serving()
-                    let (reply, end) = await answer(message)
-                    try await outbound.write(ByteBuffer(bytes: reply))
-                    state.answered()
-                    if end || connections.draining { return }
-                }
-            }
-        } catch {
-            logger.debug("RPC connection ended", metadata: ["error": "\(error)"])
-        }
+/// One connection: requests in order, one at a time (a pipelined request waits for the answer
+/// before it); the framing's errors answered and, where the stream is lost, the connection closed.
+final class RPCConnectionHandler: ChannelInboundHandler {
+    typealias InboundIn = RPCInbound
+    typealias OutboundOut = ByteBuffer
+
+    private let handler: RPCHandler
+    private let state: ConnectionState
+    private let logger: Logger
+    private var queued: [RPCInbound] = []
+    private var busy = false
+
+    init(handler: RPCHandler, state: ConnectionState, logger: Logger) {
+        self.handler = handler; self.state = state; self.logger = logger
     }
 
-    /// The reply frame, and whether the connection ends after it (the stream cannot be followed).
-    private func answer(_ message: RPCInbound) async -> ([UInt8], Bool) {
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        queued.append(unwrapInboundIn(data))
+        if !busy { next(context) }
+    }
+
+    private func next(_ context: ChannelHandlerContext) {
+        guard !queued.isEmpty else { return }
+        let message = queued.removeFirst()
+        busy = true
+        state.serving()
         switch message {
         case .badMagic:
             logger.warning("rejected a connection that does not speak the ipamd protocol")
-            return (Framing.encode(message: RPCReply(error: RPCFailure(.badRequest,
-                "not an ipamd RPC frame (bad magic); expected protocol version \(Framing.version)"))), true)
+            reply(Self.failure(.badRequest, "not an ipamd RPC frame (bad magic); expected protocol version \(Framing.version)"), end: true, context)
         case .tooLarge(let n):
-            return (Framing.encode(message: RPCReply(error: RPCFailure(.badRequest, "frame of \(n) bytes exceeds \(Framing.maxPayload)"))), true)
+            reply(Self.failure(.badRequest, "frame of \(n) bytes exceeds \(Framing.maxPayload)"), end: true, context)
         case .frame(let version, let payload):
             guard version == Framing.version else {
                 logger.warning("client speaks another protocol version", metadata: ["client_version": "\(version)"])
-                return (Framing.encode(message: RPCReply(error: RPCFailure(.unsupportedVersion,
-                    "client speaks ipamd protocol version \(version); this ipamd speaks version \(Framing.version)"))), false)
+                reply(Self.failure(.unsupportedVersion, "client speaks ipamd protocol version \(version); this ipamd speaks version \(Framing.version)"),
+                      end: false, context)
+                return
             }
             let request: RPCRequest
             do { request = try Framing.decode(RPCRequest.self, payload: payload) } catch {
-                return (Framing.encode(message: RPCReply(error: RPCFailure(.badRequest, "malformed request: \(error)"))), false)
+                reply(Self.failure(.badRequest, "malformed request: \(error)"), end: false, context)
+                return
             }
-            return (Framing.encode(message: await handler.handle(request)), false)
+            if let now = handler.answerNow(request) {
+                reply(Framing.encode(message: now), end: false, context)
+                return
+            }
+            let handler = self.handler
+            let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+            context.eventLoop.makeFutureWithTask { await handler.handle(request) }.whenSuccess { answer in
+                let (me, context) = bound.value
+                me.reply(Framing.encode(message: answer), end: false, context)
+            }
         }
+    }
+
+    private func reply(_ frame: [UInt8], end: Bool, _ context: ChannelHandlerContext) {
+        let channel = context.channel
+        let closeAfter = end || state.draining
+        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: frame))).whenComplete { _ in
+            if closeAfter { channel.close(promise: nil) }
+        }
+        busy = false
+        state.answered()
+        if !closeAfter { next(context) }
+    }
+
+    static func failure(_ code: RPCFailure.Code, _ message: String) -> [UInt8] {
+        Framing.encode(message: RPCReply(error: RPCFailure(code, message)))
     }
 }

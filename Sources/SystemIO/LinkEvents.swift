@@ -22,9 +22,19 @@ public final class LinkEventSocket: Sendable {
             close(fd)
             throw e
         }
+        // A burst of link changes (a node with many pods) must not overflow before it is read:
+        // an overflow (ENOBUFS) ends the event loop's reading.
+        var size: Int32 = 1 << 20
+        _ = setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &size, socklen_t(MemoryLayout<Int32>.size))
     }
 
     deinit { close(fd) }
+
+    /// A second descriptor of the same subscription (close-on-exec), for an owner that closes
+    /// its own (an event loop); notifications come to whichever reads first.
+    public func duplicateDescriptor() throws(Errno) -> Int32 {
+        try syscall { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+    }
 
     /// Waits until a notification arrives, `wake` becomes readable (stop), or `timeoutMillis`
     /// passes (-1: no limit). Drains every queued notification before returning.

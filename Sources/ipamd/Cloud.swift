@@ -62,12 +62,12 @@ func discoverNode(_ config: IPAMDConfig, cloud: CloudConnections?, logger: Logge
 /// While the trunk is not on the node: watches link notifications for it (TrunkWatcher), as a
 /// service that ends once the trunk is up (or at shutdown).
 func watchForTrunk(_ node: DiscoveredNode, config: IPAMDConfig, cloud: CloudConnections, locator: NetlinkTrunkLocator,
-                   inventory: @escaping @Sendable (MACAddress) -> Void, logger: Logger) -> (any Service)? {
+                   inventory: @escaping @Sendable (MACAddress) -> Void, logger: Logger) async -> (any Service)? {
     guard let md = node.metadata else { return nil }
     let stream: LinkEventStream
     let client: LibNLClient
     do {
-        stream = try LinkEventStream(logger: logger)
+        stream = try await LinkEventStream(logger: logger)
         client = try LibNLClient()
     } catch {
         logger.critical("cannot watch for the trunk's link", metadata: ["error": "\(error)"])

@@ -104,7 +104,7 @@ func serve() async -> Never {
             logger.warning("trunk not found yet", metadata: ["trunk": "\(spec)"])
         }
     } else if node.enablePodENI, let cloud {
-        if let watch = watchForTrunk(discovered, config: node, cloud: cloud, locator: trunk, inventory: { mac in
+        if let watch = await watchForTrunk(discovered, config: node, cloud: cloud, locator: trunk, inventory: { mac in
             inventory.record(ENIRecord(id: "", mac: mac, deviceNumber: 0, isPrimary: false, isTrunk: true))
         }, logger: logger) {
             background.append(.init(service: watch, successTerminationBehavior: .ignore))

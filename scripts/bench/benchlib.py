@@ -33,7 +33,7 @@ def http_get(sock_path, path):
     s = socket.socket(socket.AF_UNIX)
     s.settimeout(5)
     s.connect(sock_path)
-    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+    s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
     buf = b""
     while True:
         c = s.recv(65536)
