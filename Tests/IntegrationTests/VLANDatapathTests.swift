@@ -49,4 +49,46 @@ import Testing
         #expect(try plugin.run("DEL", container: "c-web", pod: "web", netns: pod.path, prevResult: add.out).exitCode == 0)
         #expect(try sim.snapshot(pods: [pod.path]).difference(from: before).isEmpty)
     }
+
+    /// `ipamd explain` and `ipamd pods` against a real branch pod: healthy (exit 0, every object
+    /// present), then an admin deletes one of its rules (exit 1, that rule missing, the command
+    /// that shows it). The table is printed for the record.
+    @Test(.enabled(if: kernelHasVLAN, "needs 802.1Q: runs in the test VM"))
+    func explainHealthyThenBrokenPod() throws {
+        let sim = try SimNode()
+        defer { sim.destroy() }
+        let ipamd = IpamdProcess(sim, mode: "strict")
+        ipamd.setPods(["default/web": annotation(vlan: 7, ip: "10.0.40.7", mac: "0a:00:00:00:00:07")])
+        #expect(try ipamd.start())
+        defer { ipamd.stop() }
+        try sim.branch(vlan: 7, mac: "0a:00:00:00:00:07", ip: "10.0.40.7")
+        let pod = try sim.newPodNamespace()
+        let plugin = PluginRunner(sim: sim, ipamd: ipamd, mode: "strict")
+        #expect(try plugin.run("ADD", container: "c-web", pod: "web", netns: pod.path).exitCode == 0)
+
+        func explain(_ extra: [String] = ["--json"]) throws -> Completed {
+            try Spawn.run([Binaries.ipamd, "explain", "default/web", "--socket", ipamd.debugSocket] + extra, env: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
+        }
+        func objects(_ r: Completed) -> [[String: Any]] {
+            ((try? JSONSerialization.jsonObject(with: Data(r.stdout))) as? [String: Any])?["objects"] as? [[String: Any]] ?? []
+        }
+        let healthy = try explain()
+        #expect(healthy.exitCode == 0, "\(healthy)")
+        let live = objects(healthy)
+        #expect(live.count >= 10 && live.allSatisfy { ["present", "unchecked"].contains($0["status"] as? String) }, "\(live)")
+        print(try explain([]).out.split(separator: "\n").map { "explain-healthy: \($0)" }.joined(separator: "\n"))
+        let pods = try Spawn.run([Binaries.ipamd, "pods", "--socket", ipamd.debugSocket], env: ["PATH": "/usr/bin:/bin"])
+        #expect(pods.exitCode == 0 && pods.out.contains("default/web") && pods.out.contains(" ok"), "\(pods)")
+
+        try sim.node.ip("rule", "del", "priority", "10", "iif", "vlan.eth.7")
+        let broken = try explain()
+        #expect(broken.exitCode == 1, "\(broken)")
+        let missing = objects(broken).filter { $0["status"] as? String == "missing" }
+        #expect(missing.count == 1 && missing.first?["kind"] as? String == "rule"
+                && (missing.first?["command"] as? String)?.hasPrefix("ip -4 rule show priority 10") == true, "\(missing)")
+        print(try explain([]).out.split(separator: "\n").map { "explain-broken: \($0)" }.joined(separator: "\n"))
+        #expect(try Spawn.run([Binaries.ipamd, "pods", "--socket", ipamd.debugSocket], env: ["PATH": "/usr/bin:/bin"]).exitCode == 1)
+        #expect(try Spawn.run([Binaries.ipamd, "explain", "default/nobody", "--socket", ipamd.debugSocket], env: [:]).exitCode == 3)
+        #expect(try Spawn.run([Binaries.ipamd, "explain", "default/web", "--socket", sim.work + "/none.sock"], env: [:]).exitCode == 4)
+    }
 }

@@ -67,8 +67,8 @@ life() { # mode pod vlan ip veth expected_rules expected_table
     local check
     check=$(cni CHECK "$pod" "$ns" "$mode" "$result"); rc=$?
     assert_eq "$mode: CHECK passes ($check)" 0 "$rc"
-    assert_contains "$mode: ipamd /v1/pods lists the pod" "\"name\" : \"$pod\"" \
-        "$(curl -s --unix-socket "$IPAMD_DEBUG_SOCKET" http://localhost/v1/pods)"
+    assert_eq "$mode: ipamd /v1/pods lists the pod as served" served \
+        "$(curl -s --unix-socket "$IPAMD_DEBUG_SOCKET" http://localhost/v1/pods | jq -r --arg p "$pod" '.[] | select(.name == $p) | .state')"
 
     # Break one rule: CHECK must notice.
     local broken_rule
