@@ -96,17 +96,18 @@ public final class PodRegistry: Sendable {
     /// dropped. Decided under one lock, so two ADDs for one VLAN cannot both win.
     public func claim(_ pod: ServedPod, isLive: (ServedPod) -> Bool) throws(CheckpointError) -> Claim {
         let decided = state.withLock { (s: inout State) -> (Claim, previous: ServedPod?, version: UInt64) in
+            let previous = s.pods[pod.key]
+            // A repeated ADD of the same sandbox with the same details (a runtime's retry): nothing
+            // changes, so nothing is written; it returns once the checkpoint holds the entry. No
+            // other entry can overlap it: every claim releases or refuses the ones it overlaps.
+            if var same = previous {
+                same.servedAt = pod.servedAt
+                if same == pod { return (.recorded(released: []), nil, s.version) }
+            }
             var released: [ServedPod] = []
             for (key, q) in s.pods where key != pod.key && q.overlaps(vlanID: pod.vlanID, ipv4: pod.ipv4) {
                 if isLive(q) { return (.conflict(q), nil, 0) }
                 released.append(q)
-            }
-            let previous = s.pods[pod.key]
-            // A repeated ADD of the same sandbox with the same details (a runtime's retry): nothing
-            // changes, so nothing is written; it returns once the checkpoint holds the entry.
-            if released.isEmpty, var same = previous {
-                same.servedAt = pod.servedAt
-                if same == pod { return (.recorded(released: []), nil, s.version) }
             }
             if let previous, previous.containerID != pod.containerID { released.append(previous) }
             for q in released where s.pods[q.key]?.containerID == q.containerID { s.pods[q.key] = nil }

@@ -5,10 +5,11 @@ import NIOPosix
 import ServiceLifecycle
 
 /// Threads for the blocking part of RPC answers (checkpoint writes, netlink). More than the
-/// cores: a request blocked in fsync must not hold up the next, whose change the same write can
-/// carry. Process-wide, like NIO's own singletons.
+/// cores, so a request waiting for an fsync does not hold up the next; few, because the changes
+/// of every request that queues meanwhile go into the next write anyway (group commit), and each
+/// thread costs memory. Process-wide, like NIO's own singletons.
 let blockingPool: NIOThreadPool = {
-    let pool = NIOThreadPool(numberOfThreads: 16)
+    let pool = NIOThreadPool(numberOfThreads: 4)
     pool.start()
     return pool
 }()
