@@ -41,8 +41,6 @@ public final class ChangeSignal: Sendable {
         broadcast()
     }
 
-    public var isClosed: Bool { state.withLock { $0.closed } }
-
     /// Waits parked right now (tests wait for this instead of sleeping).
     public var waiterCount: Int { state.withLock { $0.waiters.count } }
 

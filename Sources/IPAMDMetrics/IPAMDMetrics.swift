@@ -9,8 +9,6 @@ public struct IPAMDMetrics: Sendable {
 
     /// The process-wide factory (ipamd bootstraps Prometheus; no-op until then).
     public static var system: IPAMDMetrics { IPAMDMetrics(factory: MetricsSystem.factory) }
-    /// Records nothing.
-    public static let none = IPAMDMetrics(factory: NOOPMetricsHandler.instance)
 
     func count(_ name: MetricName, _ dimensions: [(String, String)] = [], by n: Int = 1) {
         Counter(label: name.rawValue, dimensions: dimensions, factory: factory).increment(by: n)

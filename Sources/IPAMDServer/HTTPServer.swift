@@ -64,7 +64,7 @@ public final class HTTPServer: Service, Sendable {
                 child.eventLoop.makeCompletedFuture {
                     try child.pipeline.syncOperations.configureHTTPServerPipeline(
                         withErrorHandling: true, withEncoderConfiguration: .init(), withDecoderLimitConfiguration: limits)
-                    try child.pipeline.syncOperations.addHandler(HTTPRouteHandler(routes: routes, requestTimeout: requestTimeout, logger: logger))
+                    try child.pipeline.syncOperations.addHandler(HTTPRouteHandler(routes: routes, requestTimeout: requestTimeout))
                 }
             }
         let server: any Channel
@@ -101,13 +101,12 @@ final class HTTPRouteHandler: ChannelInboundHandler, RemovableChannelHandler {
 
     private let routes: any HTTPRoutes
     private let requestTimeout: TimeAmount
-    private let logger: Logger
     private var head: HTTPRequestHead?
     private var bodyTooLarge = false
     private var timer: Scheduled<Void>?
 
-    init(routes: any HTTPRoutes, requestTimeout: TimeAmount, logger: Logger) {
-        self.routes = routes; self.requestTimeout = requestTimeout; self.logger = logger
+    init(routes: any HTTPRoutes, requestTimeout: TimeAmount) {
+        self.routes = routes; self.requestTimeout = requestTimeout
     }
 
     func channelActive(context: ChannelHandlerContext) {

@@ -2,14 +2,15 @@
 import Glibc
 #endif
 import IPAMDProtocol
+import NodeSetup
 import SystemIO
 
 /// The file of a listening Unix socket: its directory made, a stale file replaced, a live one
 /// refused (another ipamd is serving it: an error, not a takeover), mode 0600 from the start.
 enum SocketFile {
     static func prepare(_ path: String) throws(SocketError) {
-        let dir = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
-        if !dir.isEmpty { makeDirectories(dir) }
+        // Best effort: a directory that cannot be made fails the bind below, with its errno.
+        try? AtomicFile.makeDirectories(AtomicFile.directory(of: path))
         var st = stat()
         guard lstat(path, &st) == 0 else { return }
         if (st.st_mode & S_IFMT) != S_IFSOCK {
@@ -28,13 +29,5 @@ enum SocketFile {
         let old = umask(0o177)
         defer { umask(old); chmod(path, 0o600) }
         return try await bind()
-    }
-
-    private static func makeDirectories(_ dir: String) {
-        var prefix = ""
-        for part in dir.split(separator: "/") {
-            prefix += "/" + part
-            mkdir(prefix, 0o755)
-        }
     }
 }

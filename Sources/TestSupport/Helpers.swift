@@ -74,12 +74,13 @@ public func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T
     await withCheckedContinuation { c in Thread.detachNewThread { c.resume(returning: body()) } }
 }
 
-/// Waits for a condition, up to a deadline (no fixed sleeps).
-public func eventually(_ timeout: Duration = .seconds(15), _ what: () async -> Bool) async -> Bool {
+/// Waits for a condition, up to a deadline (no fixed sleeps). `every`: how often it is checked
+/// (longer for checks that cost a process, like a query to a test server).
+public func eventually(_ timeout: Duration = .seconds(15), every interval: Duration = .milliseconds(20), _ what: () async -> Bool) async -> Bool {
     let end = ContinuousClock.now + timeout
     while ContinuousClock.now < end {
         if await what() { return true }
-        try? await Task.sleep(for: .milliseconds(20))
+        try? await Task.sleep(for: interval)
     }
     return await what()
 }

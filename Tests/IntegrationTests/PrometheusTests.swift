@@ -1,6 +1,7 @@
 import Foundation
 import IPAMDMetrics
 import IPAMDProtocol
+import TestSupport
 import Testing
 
 /// A real Prometheus (Debian's `prometheus`) scrapes ipamd's `/metrics` inside the node namespace
@@ -33,6 +34,12 @@ import Testing
 
     func scalar(_ n: SimNode, _ promQL: String) throws -> Double? { try query(n, promQL).values.first }
 
+    /// Waits for a condition on Prometheus' answers: scrapes happen on its own schedule, there is
+    /// no event to wait for.
+    func scrape(_ what: () throws -> Bool) async -> Bool {
+        await eventually(.seconds(30), every: .milliseconds(250)) { (try? what()) == true }
+    }
+
     func rpc(_ ipamd: IpamdProcess, _ method: RPCMethod, _ pod: String) throws -> RPCReply {
         try SocketIPAMDClient(path: ipamd.rpcSocket).call(RPCRequest(method: method,
             pod: PodRequest(podName: pod, podNamespace: "default", podUID: "uid-\(pod)", containerID: "c-\(pod)", ifName: "eth0")), timeoutSeconds: 30)
@@ -64,7 +71,7 @@ import Testing
         defer { prom.signal(SIGKILL); _ = prom.waitForExit(timeout: 10) }
 
         // Prometheus up and scraping ipamd.
-        #expect(await poll { try scalar(n, #"up{job="aws-node"}"#) == 1 }, "Prometheus never scraped ipamd: \(prom.output.suffix(10))")
+        #expect(await scrape { try scalar(n, #"up{job="aws-node"}"#) == 1 }, "Prometheus never scraped ipamd: \(prom.output.suffix(10))")
         #expect(try scalar(n, "awscni_build_info") == 1)
         #expect((try scalar(n, "awscni_ipamd_startup_duration_seconds") ?? 0) > 0)
         #expect(try scalar(n, "awscni_branch_pods") == 0)
@@ -73,7 +80,7 @@ import Testing
         #expect(try rpc(ipamd, .addNetwork, "web1").success)
         #expect(try rpc(ipamd, .addNetwork, "web2").success)
         #expect(try rpc(ipamd, .addNetwork, "bad").error?.code == .invalidAnnotation)
-        #expect(await poll { try scalar(n, "awscni_branch_pods") == 2 })
+        #expect(await scrape { try scalar(n, "awscni_branch_pods") == 2 })
         let adds = try query(n, "awscni_rpc_request_duration_seconds_count")
         #expect(adds[["method": "AddNetwork", "result": "success"]] == 2, "\(adds)")
         #expect(adds[["method": "AddNetwork", "result": "invalidAnnotation"]] == 1, "\(adds)")
@@ -86,7 +93,7 @@ import Testing
 
         // One goes.
         #expect(try rpc(ipamd, .delNetwork, "web1").success)
-        #expect(await poll { try scalar(n, "awscni_branch_pods") == 1 })
+        #expect(await scrape { try scalar(n, "awscni_branch_pods") == 1 })
         #expect(try query(n, "awscni_rpc_request_duration_seconds_count")[["method": "DelNetwork", "result": "success"]] == 1)
         #expect(try scalar(n, #"awscni_ipamd_action_inprogress{fn="AddNetwork"}"#) == 0)
 
@@ -104,16 +111,5 @@ import Testing
             #expect(naming && referenceNames.contains(name), "promtool: \(f)")
         }
         #expect(check.exitCode == 0 || (check.exitCode == 3 && !findings.isEmpty), "promtool exit \(String(describing: check.exitCode)): \(check.err)")
-    }
-
-    /// Polls a condition against Prometheus (scrapes happen on its own schedule; there is no
-    /// event to wait for), bounded.
-    func poll(_ timeout: Duration = .seconds(30), _ what: () throws -> Bool) async -> Bool {
-        let end = ContinuousClock.now + timeout
-        while ContinuousClock.now < end {
-            if (try? what()) == true { return true }
-            try? await Task.sleep(for: .milliseconds(250))
-        }
-        return (try? what()) == true
     }
 }

@@ -157,16 +157,8 @@ final class IpamdProcess {
 
     /// GET `path` on the debug socket: status and parsed JSON body.
     func get(_ path: String) throws -> (status: Int, json: Any?) {
-        let s = try UnixStream.connect(path: debugSocket, timeoutSeconds: 10)
-        defer { s.close() }
-        try s.writeAll(Array("GET \(path) HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".utf8))
-        var all: [UInt8] = []
-        while let chunk = try s.readSome() { all += chunk }
-        let text = String(decoding: all, as: UTF8.self)
-        guard let headEnd = text.range(of: "\r\n\r\n"), let status = Int(text.split(separator: " ").dropFirst().first ?? "") else {
-            throw Errno.badMessage
-        }
-        return (status, try? JSONSerialization.jsonObject(with: Data(text[headEnd.upperBound...].utf8)))
+        let r = try HTTPExchange.get(unixSocket: debugSocket, path)
+        return (r.status, try? JSONSerialization.jsonObject(with: Data(r.body)))
     }
 
     /// /v1/pods as namespace/name -> (state, container id).
