@@ -124,10 +124,7 @@ public final class RPCHandler: Sendable {
                 }
                 return RPCReply(error: RPCFailure(.internal, "trunk interface \(trunkName) not found on this node"))
             }
-            let network = PodNetwork(branch: true, podIPv4: eni.ipv4?.description, podIPv6: eni.ipv6?.description, vlanID: eni.vlanID,
-                                     branchMAC: eni.mac.description, branchENIID: eni.eniID, subnetCIDR: eni.subnetV4?.description,
-                                     subnetGatewayV4: eni.gatewayV4?.description, parentIfIndex: index,
-                                     vpcCIDRs: facts.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT)
+            let network = network(eni, trunkIndex: index)
             if record {
                 let served = servedPod(pod, eni)
                 if let refusal = claim(served) { return RPCReply(error: refusal) }
@@ -172,10 +169,17 @@ public final class RPCHandler: Sendable {
         }
     }
 
-    func servedPod(_ pod: PodRequest, _ eni: BranchENI) -> ServedPod {
+    func network(_ eni: BranchENI, trunkIndex: Int32) -> PodNetwork {
+        PodNetwork(branch: true, podIPv4: eni.ipv4?.description, podIPv6: eni.ipv6?.description, vlanID: eni.vlanID,
+                   branchMAC: eni.mac.description, branchENIID: eni.eniID, subnetCIDR: eni.subnetV4?.description,
+                   subnetGatewayV4: eni.gatewayV4?.description, parentIfIndex: trunkIndex,
+                   vpcCIDRs: facts.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT)
+    }
+
+    func servedPod(_ pod: PodRequest, _ eni: BranchENI, at servedAt: String = Clock.rfc3339Now()) -> ServedPod {
         ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
                   ifName: pod.ifName, branch: true, vlanID: eni.vlanID, eniID: eni.eniID,
-                  ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: Clock.rfc3339Now(),
+                  ipv4: eni.ipv4?.description, mac: eni.mac.description, servedAt: servedAt,
                   mode: config.enforcingMode.rawValue, netns: pod.netns.isEmpty ? nil : pod.netns)
     }
 
@@ -187,8 +191,16 @@ public final class RPCHandler: Sendable {
         case .ping, .getNetwork: break
         case .delNetwork: return nil
         case .addNetwork:
+            let started = ContinuousClock.now
             guard config.enablePodENI, let pod = request.pod, !pod.podName.isEmpty, !trunk.awaitingAttachment,
-                  case .branch(let eni) = source.lookup(pod), registry.isDurablyRecorded(servedPod(pod, eni)) else { return nil }
+                  case .branch(let eni) = source.lookup(pod), registry.isDurablyRecorded(servedPod(pod, eni, at: "")),
+                  let index = try? trunk.trunkIndex() else { return nil }
+            // The runtime repeated an ADD ipamd already answered and recorded: the same answer,
+            // with nothing to claim or write (the first one was logged at info).
+            logger.debug("repeated ADD answered from the record", metadata: ["pod": "\(pod.key)", "vlan": "\(eni.vlanID)"])
+            let reply = RPCReply(network: network(eni, trunkIndex: index))
+            observe(request, reply, since: started)
+            return reply
         }
         let started = ContinuousClock.now
         let reply = respond(request)

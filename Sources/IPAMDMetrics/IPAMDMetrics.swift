@@ -1,9 +1,13 @@
 import CoreMetrics
+import Synchronization
 
 /// What ipamd records, through swift-metrics: components take one of these (tests pass one with
 /// their own factory), the executable bootstraps the Prometheus one.
 public struct IPAMDMetrics: Sendable {
     let factory: any MetricsFactory
+    /// The RPC latency timers made so far, by method and result: every request records one, and
+    /// the factory's lookup by label and dimensions cost more than the recording.
+    private let rpcTimers = TimerCache()
 
     public init(factory: any MetricsFactory) { self.factory = factory }
 
@@ -50,8 +54,9 @@ public struct IPAMDMetrics: Sendable {
     // MARK: ours
 
     public func rpc(method: String, result: String, duration: Duration) {
-        Timer(label: MetricName.rpcLatency.rawValue, dimensions: [("method", method), ("result", result)], factory: factory)
-            .recordNanoseconds(duration.nanoseconds)
+        rpcTimers.timer(method, result) {
+            Timer(label: MetricName.rpcLatency.rawValue, dimensions: [("method", method), ("result", result)], factory: factory)
+        }.recordNanoseconds(duration.nanoseconds)
     }
 
     public func branchPods(_ n: Int) { Gauge(label: MetricName.branchPods.rawValue, factory: factory).record(n) }
@@ -65,6 +70,26 @@ public struct IPAMDMetrics: Sendable {
     public func nodeSetupRepaired() { count(.nodeSetupRepairs) }
     public func leakedObjectsRemoved(_ n: Int) { if n > 0 { count(.leakedObjectsRemoved, by: n) } }
     public func checkpointWritten(ok: Bool) { count(.checkpointWrites, [("result", ok ? "ok" : "error")]) }
+}
+
+/// Timers by two dimension values, made once each.
+final class TimerCache: Sendable {
+    private struct Series: Hashable {
+        let first: String
+        let second: String
+    }
+
+    private let timers = Mutex<[Series: Timer]>([:])
+
+    func timer(_ first: String, _ second: String, make: () -> Timer) -> Timer {
+        timers.withLock { timers in
+            let series = Series(first: first, second: second)
+            if let known = timers[series] { return known }
+            let made = make()
+            timers[series] = made
+            return made
+        }
+    }
 }
 
 extension Duration {

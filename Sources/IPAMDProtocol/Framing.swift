@@ -43,7 +43,7 @@ public enum Framing {
         return .valid(version: version, length: length)
     }
 
-    public static func decode<T: Decodable>(_ type: T.Type, payload: [UInt8]) throws -> T {
+    public static func decode<T: Decodable>(_ type: T.Type, payload: some Sequence<UInt8>) throws -> T {
         try JSONDecoder().decode(type, from: Data(payload))
     }
 }

@@ -36,19 +36,6 @@ final class ConnectionState: Sendable {
     }
 }
 
-/// Notes that a request is arriving (before the frame decoder, which passes on whole frames only).
-final class ArrivalMarker: ChannelInboundHandler, Sendable {
-    typealias InboundIn = ByteBuffer
-    let state: ConnectionState
-
-    init(state: ConnectionState) { self.state = state }
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        state.requestArriving()
-        context.fireChannelRead(data)
-    }
-}
-
 /// The live connections of a server: at shutdown the idle ones close at once, the busy ones after
 /// their reply; shutdown waits for the last one.
 final class ConnectionSet: Sendable {
@@ -82,22 +69,5 @@ final class ConnectionSet: Sendable {
     /// Returns when no connection is left (or the task is cancelled: the group's shutdown limit).
     func waitUntilEmpty() async {
         _ = await changed.wait(until: .now + .seconds(3600)) { count == 0 }
-    }
-}
-
-/// Closes a connection that stayed silent for the idle timeout while no request was being
-/// served (IdleStateHandler's event), so a client that connects and says nothing holds nothing.
-final class IdleCloser: ChannelInboundHandler, Sendable {
-    typealias InboundIn = NIOAny
-    let state: ConnectionState
-
-    init(state: ConnectionState) { self.state = state }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is IdleStateHandler.IdleStateEvent {
-            state.closeIfNotServing()
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
     }
 }

@@ -38,10 +38,8 @@ public final class RPCServer: Service, Sendable {
                         let state = ConnectionState(channel: child)
                         guard connections.add(state) else { throw ChannelError.ioOnClosedChannel }
                         child.closeFuture.whenComplete { _ in connections.remove(state) }
-                        try child.pipeline.syncOperations.addHandlers([
-                            IdleStateHandler(readTimeout: idleTimeout), IdleCloser(state: state), ArrivalMarker(state: state),
-                            ByteToMessageHandler(RPCFrameDecoder()), RPCConnectionHandler(handler: handler, state: state, logger: logger),
-                        ])
+                        try child.pipeline.syncOperations.addHandler(
+                            RPCConnectionHandler(handler: handler, state: state, idleTimeout: idleTimeout, logger: logger))
                     }
                 }
                 .bind(unixDomainSocketPath: path).get()
@@ -74,75 +72,119 @@ public final class RPCServer: Service, Sendable {
     }
 }
 
-/// One connection: requests in order, one at a time (a pipelined request waits for the answer
-/// before it); the framing's errors answered and, where the stream is lost, the connection closed.
+/// One connection, in one handler (a connection carries one request as the plugin calls): frames
+/// read in order, one request answered at a time (a pipelined request waits for the answer before
+/// it), the framing's errors answered and, where the stream is lost, the connection closed; a
+/// connection silent for the idle timeout while nothing is being answered is closed.
 final class RPCConnectionHandler: ChannelInboundHandler {
-    typealias InboundIn = RPCInbound
+    typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
     private let handler: RPCHandler
     private let state: ConnectionState
+    private let idleTimeout: TimeAmount
     private let logger: Logger
-    private var queued: [RPCInbound] = []
+    private var frames = RPCFrameReader()
+    /// Bytes read and not yet a whole frame (or frames waiting behind the one being answered).
+    private var received: ByteBuffer?
     private var busy = false
+    private var lastRead = NIODeadline.now()
+    private var idleCheck: Scheduled<Void>?
 
-    init(handler: RPCHandler, state: ConnectionState, logger: Logger) {
-        self.handler = handler; self.state = state; self.logger = logger
+    init(handler: RPCHandler, state: ConnectionState, idleTimeout: TimeAmount, logger: Logger) {
+        self.handler = handler; self.state = state; self.idleTimeout = idleTimeout; self.logger = logger
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        armIdleCheck(context, at: lastRead + idleTimeout)
+        context.fireChannelActive()
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        idleCheck?.cancel()
+        context.fireChannelInactive()
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        queued.append(unwrapInboundIn(data))
+        var bytes = unwrapInboundIn(data)
+        lastRead = .now()
+        state.requestArriving()
+        if received == nil { received = bytes } else { received!.writeBuffer(&bytes) }
         if !busy { next(context) }
     }
 
+    private func armIdleCheck(_ context: ChannelHandlerContext, at deadline: NIODeadline) {
+        let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
+        idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
+            let (me, context) = bound.value
+            let due = me.lastRead + me.idleTimeout
+            if due <= .now() { me.state.closeIfNotServing() }
+            // Still open (a request was being answered, or bytes came since): look again later.
+            if context.channel.isActive { me.armIdleCheck(context, at: max(due, .now() + me.idleTimeout)) }
+        }
+    }
+
+    private func takeMessage() -> RPCInbound? {
+        guard received != nil else { return nil }
+        let message = frames.next(&received!)
+        if received!.readableBytes == 0 { received = nil }
+        return message
+    }
+
     private func next(_ context: ChannelHandlerContext) {
-        guard !queued.isEmpty else { return }
-        let message = queued.removeFirst()
+        guard let message = takeMessage() else { return }
         busy = true
         state.serving()
         switch message {
         case .badMagic:
             logger.warning("rejected a connection that does not speak the ipamd protocol")
-            reply(Self.failure(.badRequest, "not an ipamd RPC frame (bad magic); expected protocol version \(Framing.version)"), end: true, context)
+            reply(RPCReply(error: RPCFailure(.badRequest, "not an ipamd RPC frame (bad magic); expected protocol version \(Framing.version)")),
+                  end: true, context)
         case .tooLarge(let n):
-            reply(Self.failure(.badRequest, "frame of \(n) bytes exceeds \(Framing.maxPayload)"), end: true, context)
+            reply(RPCReply(error: RPCFailure(.badRequest, "frame of \(n) bytes exceeds \(Framing.maxPayload)")), end: true, context)
         case .frame(let version, let payload):
             guard version == Framing.version else {
                 logger.warning("client speaks another protocol version", metadata: ["client_version": "\(version)"])
-                reply(Self.failure(.unsupportedVersion, "client speaks ipamd protocol version \(version); this ipamd speaks version \(Framing.version)"),
+                reply(RPCReply(error: RPCFailure(.unsupportedVersion,
+                                                 "client speaks ipamd protocol version \(version); this ipamd speaks version \(Framing.version)")),
                       end: false, context)
                 return
             }
             let request: RPCRequest
-            do { request = try Framing.decode(RPCRequest.self, payload: payload) } catch {
-                reply(Self.failure(.badRequest, "malformed request: \(error)"), end: false, context)
+            do { request = try Framing.decode(RPCRequest.self, payload: payload.readableBytesView) } catch {
+                reply(RPCReply(error: RPCFailure(.badRequest, "malformed request: \(error)")), end: false, context)
                 return
             }
             if let now = handler.answerNow(request) {
-                reply(Framing.encode(message: now), end: false, context)
+                reply(now, end: false, context)
                 return
             }
             let handler = self.handler
             let bound = NIOLoopBound((self, context), eventLoop: context.eventLoop)
             context.eventLoop.makeFutureWithTask { await handler.handle(request) }.whenSuccess { answer in
                 let (me, context) = bound.value
-                me.reply(Framing.encode(message: answer), end: false, context)
+                me.reply(answer, end: false, context)
             }
         }
     }
 
-    private func reply(_ frame: [UInt8], end: Bool, _ context: ChannelHandlerContext) {
+    private func reply(_ answer: RPCReply, end: Bool, _ context: ChannelHandlerContext) {
         let channel = context.channel
         let closeAfter = end || state.draining
-        context.writeAndFlush(wrapOutboundOut(context.channel.allocator.buffer(bytes: frame))).whenComplete { _ in
-            if closeAfter { channel.close(promise: nil) }
+        let json = answer.json
+        var frame = channel.allocator.buffer(capacity: Framing.headerSize + json.utf8.count)
+        frame.writeBytes(Framing.magic)
+        frame.writeInteger(Framing.version)
+        frame.writeInteger(UInt16(0))
+        frame.writeInteger(UInt32(json.utf8.count))
+        frame.writeString(json)
+        if closeAfter {
+            context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }
+        } else {
+            context.writeAndFlush(wrapOutboundOut(frame), promise: nil)
         }
         busy = false
         state.answered()
         if !closeAfter { next(context) }
-    }
-
-    static func failure(_ code: RPCFailure.Code, _ message: String) -> [UInt8] {
-        Framing.encode(message: RPCReply(error: RPCFailure(code, message)))
     }
 }

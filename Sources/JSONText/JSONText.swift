@@ -6,6 +6,8 @@
 public enum JSONText {
     /// `s` as a JSON string literal: quote, backslash and control characters escaped.
     public static func string(_ s: String) -> String {
+        // Most values (addresses, names, ids) need no escaping: one pass over the bytes.
+        if !s.utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) { return "\"" + s + "\"" }
         var out = "\""
         for u in s.unicodeScalars {
             switch u.value {
@@ -49,6 +51,15 @@ public struct JSONObject {
     public mutating func add(_ key: String, json: String?) { if let json { members.append((key, json)) } }
 
     public var text: String {
-        "{" + members.sorted { $0.key < $1.key }.map { JSONText.string($0.key) + ":" + $0.json }.joined(separator: ",") + "}"
+        var out = "{"
+        out.reserveCapacity(members.reduce(2) { $0 + $1.key.utf8.count + $1.json.utf8.count + 4 })
+        for (i, m) in members.sorted(by: { $0.key < $1.key }).enumerated() {
+            if i > 0 { out += "," }
+            out += JSONText.string(m.key)
+            out += ":"
+            out += m.json
+        }
+        out += "}"
+        return out
     }
 }

@@ -178,6 +178,8 @@ final class RecordingSink: PodEventSink, @unchecked Sendable {
         await task.value
         #expect(sink.log == ["list:a,b", "ADDED:c", "list:"])
         let paths = t.seen.map(\.path)
+        // Short of five requests the indexing below would crash the whole run, not fail this test.
+        try #require(paths.count >= 5)
         #expect(paths[0] == "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&limit=1&resourceVersion=0")
         #expect(paths[1] == "/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&limit=1&continue=p2")
         #expect(paths[2].hasPrefix("/api/v1/pods?fieldSelector=spec.nodeName%3Dnode-1&watch=true&allowWatchBookmarks=true&resourceVersion=10&timeoutSeconds="))

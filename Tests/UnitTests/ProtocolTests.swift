@@ -15,6 +15,25 @@ import Testing
         }
     }
 
+    /// ipamd's directly written reply is what the plugin decodes, and the bytes the encoder writes.
+    @Test func directlyWrittenReplyDecodesToTheSameReply() throws {
+        let texts = ["", "10.0.40.12", "0a:00:00:00:00:07", "eni-0a1b/2c", "a\"b\\c\n\u{01}", "ünïcode ✓"]
+        var g = SystemRandomNumberGenerator()
+        for _ in 0..<200 {
+            func t() -> String? { Bool.random(using: &g) ? texts.randomElement(using: &g)! : nil }
+            let r: RPCReply = Bool.random(using: &g)
+                ? RPCReply(network: Bool.random(using: &g) ? nil : PodNetwork(
+                    branch: .random(using: &g), podIPv4: t(), podIPv6: t(), vlanID: .random(in: 0...4094, using: &g), branchMAC: t(),
+                    branchENIID: t(), subnetCIDR: t(), subnetGatewayV4: t(), parentIfIndex: .random(in: 0...Int32.max, using: &g),
+                    vpcCIDRs: (0..<Int.random(in: 0...3, using: &g)).map { _ in t() ?? "" }, externalSNAT: .random(using: &g)))
+                : RPCReply(error: RPCFailure([.badRequest, .pending, .conflict, .shuttingDown].randomElement(using: &g)!, t() ?? ""))
+            #expect(try Framing.decode(RPCReply.self, payload: Array(r.json.utf8)) == r)
+            if !r.json.contains("/") {
+                #expect(Array(r.json.utf8) == Array(Framing.encode(message: r)[12...]))
+            }
+        }
+    }
+
     @Test func roundTrip() throws {
         let frame = Framing.encode(message: RPCRequest(method: .ping))
         #expect(Array(frame[0..<4]) == Array("SGPD".utf8))

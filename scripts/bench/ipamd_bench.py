@@ -7,7 +7,9 @@
       the test Kubernetes API server.
   ipamd_bench.py rpc [REQUESTS] [CLIENTS]
       AddNetwork latency on ipamd's socket: REQUESTS (default 10000) from CLIENTS (default 16)
-      concurrent clients, one connection per request as aws-cni does (scripts/bench/rpc-load.c).
+      concurrent clients, one connection per request as aws-cni does (scripts/bench/rpc-load.c);
+      then the same load against the floor (scripts/bench/rpc-floor.c: one epoll thread, as
+      ipamd's one RPC event loop, answering a canned reply), under "floor".
 """
 import json, os, subprocess, sys, time
 from benchlib import BIN, ROOT, Node, ann, pod, rpc
@@ -51,7 +53,20 @@ def rpc_latency(requests, clients, count=100):
         out = subprocess.run([load, node.rpc_sock, str(requests), str(clients), str(count)], capture_output=True, text=True)
         if out.returncode != 0:
             raise SystemExit(f"rpc-load: {out.stdout}{out.stderr}")
-        print(out.stdout.strip())
+        result = json.loads(out.stdout)
+        floor = f"{node.work}/rpc-floor"
+        subprocess.run(["gcc", "-O2", "-pthread", "-o", floor, f"{ROOT}/scripts/bench/rpc-floor.c"], check=True)
+        server = subprocess.Popen([floor, f"{node.work}/floor.sock", "1"], stdout=subprocess.PIPE, text=True)
+        try:
+            server.stdout.readline()  # "ready": listening
+            out = subprocess.run([load, f"{node.work}/floor.sock", str(requests), str(clients), str(count)], capture_output=True, text=True)
+            if out.returncode != 0:
+                raise SystemExit(f"rpc-load against the floor: {out.stdout}{out.stderr}")
+            result["floor"] = json.loads(out.stdout)
+        finally:
+            server.kill()
+            server.wait()
+        print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -71,7 +71,8 @@ print_table() {
     r '.vm | "Floor builds the same datapath as aws-cni strict (pod 1 compared): \(if .floor_matches_aws_cni_strict then "yes" else "NO" end); differences left after DELs: \(.leftovers)"'
     r '.host.aws_cni_version | "Host: aws-cni VERSION wall time: median \(.median_ms) ms, p90 \(.p90_ms) ms, max \(.max_ms) ms (n=\(.n))"'
     r '.host.ipamd_rpc | if . == null then "Host: ipamd RPC latency: not available" else
-        "Host: ipamd RPC, \(.requests) requests from \(.clients) concurrent clients: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms, \(.errors) errors" end'
+        "Host: ipamd RPC, \(.requests) requests from \(.clients) concurrent clients: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms, \(.per_second) requests/s, \(.errors) errors" +
+        (if .floor == null then "" else "; floor (C, canned reply, one thread): p50 \(.floor.p50_ms) ms, p99 \(.floor.p99_ms) ms, \(.floor.per_second) requests/s" end) end'
     for key in ipamd_rss ipamd_rss_kubernetes; do
         r ".host.$key"' | if . == null then "Host: ipamd resident memory: not available" else
             "Host: ipamd resident memory with \(.pods) pods known (\(.source) source): \(.rss_kib) KiB (\((.rss_kib / 1024 * 10 | round) / 10) MiB; \(.anon_kib) KiB private, \(.file_kib) KiB file-backed), \(.threads) threads" end'
