@@ -118,9 +118,14 @@ final class RPCConnectionHandler: ChannelInboundHandler {
         idleCheck = context.eventLoop.scheduleTask(deadline: deadline) {
             let (me, context) = bound.value
             let due = me.lastRead + me.idleTimeout
-            if due <= .now() { me.state.closeIfNotServing() }
-            // Still open (a request was being answered, or bytes came since): look again later.
-            if context.channel.isActive { me.armIdleCheck(context, at: max(due, .now() + me.idleTimeout)) }
+            guard due <= .now() else {
+                // Bytes came since the check was set: silent for the timeout counts from them.
+                me.armIdleCheck(context, at: due)
+                return
+            }
+            me.state.closeIfNotServing()
+            // Still open: a request is being answered (an AddNetwork may wait); look again later.
+            if context.channel.isActive { me.armIdleCheck(context, at: .now() + me.idleTimeout) }
         }
     }
 

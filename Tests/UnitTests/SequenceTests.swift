@@ -27,26 +27,61 @@ import Testing
             return
         }
         let base = env["SEQUENCE_BASE"].flatMap { UInt64($0) } ?? UInt64.random(in: 0..<(1 << 40))
-        // Off the cooperative pool: 10,000 synchronous sequences must not starve the async tests.
+        // On threads of their own: 10,000 synchronous sequences must not starve the async tests.
+        // (Not DispatchQueue.concurrentPerform: on Linux it runs on the global queues' threads,
+        // which are the cooperative pool's too, and held both of them for a minute.)
+        let progress = SequenceProgress(batches: 40)
+        let per = Self.sequences / progress.batches
+        let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
         let (steps, runs, failures) = await withCheckedContinuation { (done: CheckedContinuation<(Int, Int, [String]), Never>) in
-            Thread.detachNewThread {
-                let batches = 40, per = Self.sequences / batches
-                let totals = Mutex((steps: 0, runs: 0, failures: [String]()))
-                DispatchQueue.concurrentPerform(iterations: batches) { b in
-                    for i in 0..<per {
-                        let r = Self.run(base &+ UInt64(b * per + i))
-                        let stop = totals.withLock { t -> Bool in
-                            t.steps += r.steps; t.runs += r.runs
-                            if let f = r.failure { t.failures.append(f) }
-                            return t.failures.count >= 3
+            for _ in 0..<workers {
+                Thread.detachNewThread {
+                    while let b = progress.nextBatch() {
+                        for i in 0..<per {
+                            guard progress.record(Self.run(base &+ UInt64(b * per + i))) else { break }
                         }
-                        if stop { return }
                     }
+                    if progress.workerFinished(of: workers) { done.resume(returning: progress.totals) }
                 }
-                done.resume(returning: totals.withLock { ($0.steps, $0.runs, $0.failures) })
             }
         }
         print("sequences: base seed \(base), \(Self.sequences) sequences, \(steps) steps, \(runs) plugin runs on the in-memory kernel, \(failures.count) failed")
         for f in failures { Issue.record(Comment(rawValue: f)) }
     }
+}
+
+/// The sequence workers' shared state: the next batch to take, the totals, and who is done.
+final class SequenceProgress: Sendable {
+    let batches: Int
+    private let state = Mutex((next: 0, finished: 0, steps: 0, runs: 0, failures: [String]()))
+
+    init(batches: Int) { self.batches = batches }
+
+    /// nil once every batch is taken or three sequences failed.
+    func nextBatch() -> Int? {
+        state.withLock { s in
+            guard s.next < batches, s.failures.count < 3 else { return nil }
+            defer { s.next += 1 }
+            return s.next
+        }
+    }
+
+    /// false when the run should stop (three failures).
+    func record(_ r: (steps: Int, runs: Int, failure: String?)) -> Bool {
+        state.withLock { s in
+            s.steps += r.steps; s.runs += r.runs
+            if let f = r.failure { s.failures.append(f) }
+            return s.failures.count < 3
+        }
+    }
+
+    /// true for the last of `workers` to finish.
+    func workerFinished(of workers: Int) -> Bool {
+        state.withLock { s in
+            s.finished += 1
+            return s.finished == workers
+        }
+    }
+
+    var totals: (Int, Int, [String]) { state.withLock { ($0.steps, $0.runs, $0.failures) } }
 }
