@@ -55,6 +55,8 @@ let package = Package(
         .target(name: "Netlink", dependencies: ["NetlinkShim", "NetModel"]),
         // Pure strict/standard planning: names, tables, priorities, setup and teardown plans.
         .target(name: "EnforcingMode", dependencies: ["NetModel"]),
+        // Regular pods' warm pool: the reference's target arithmetic as pure values.
+        .target(name: "IPAMPool"),
         // CNI spec types: NetConf, results for every version, errors, environment.
         .target(name: "CNI", dependencies: ["NetModel", "JSONText"]),
         // ipamd RPC messages and framing, pod-eni annotation decoding; shared by both executables.
@@ -150,7 +152,7 @@ let package = Package(
             "SystemIO", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport",
+            "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport", "IPAMPool",
         ]),
         // Against a local test API server (scripts/tests/fake-apiserver.py) over HTTPS on loopback.
         .testTarget(name: "KubernetesTests", dependencies: [

@@ -33,8 +33,7 @@ public struct BranchPod: Hashable, Sendable {
     public var table: UInt32 { Naming.routeTable(vlanID: vlanID) }
     public var family: AddressFamily { podIP.family }
     var podHost: IPPrefix { IPPrefix(host: podIP) }
-    var podGateway: IPAddress { family == .ipv4 ? Naming.podGatewayV4 : Naming.podGatewayV6 }
-    var defaultDestination: IPPrefix { IPPrefix(address: family == .ipv4 ? IPAddress("0.0.0.0")! : IPAddress("::")!, length: 0)! }
+    var defaultDestination: IPPrefix { Naming.defaultDestination(family) }
 }
 
 /// What a teardown needs: identity only, so DEL can run from prevResult or from live state.
@@ -51,17 +50,9 @@ public struct BranchPodIdentity: Hashable, Sendable {
 public enum BranchPodPlanner {
     /// The ordered steps that build a branch pod's datapath (SPEC section 3).
     public static func setup(_ p: BranchPod) -> [PlanStep] {
-        var steps: [PlanStep] = []
         // Pod side first: the veth and the pod's view of the world (link-local gateway).
-        steps.append(.createVeth(host: p.hostVeth, container: p.containerInterface, mtu: p.mtu, hostMAC: p.hostVethMAC, containerMAC: p.containerMAC))
-        steps.append(.tagOwner(link: p.hostVeth, owner: p.owner))
-        steps.append(.linkUp(.host, p.hostVeth))
-        steps += ipv6LinkSysctls(p.hostVeth)
-        steps.append(.linkUp(.pod, p.containerInterface))
-        steps.append(.address(.pod, link: p.containerInterface, p.podHost))
-        steps.append(.route(.pod, PlannedRoute(destination: IPPrefix(host: p.podGateway), device: p.containerInterface, scope: .link)))
-        steps.append(.route(.pod, PlannedRoute(destination: p.defaultDestination, gateway: p.podGateway, device: p.containerInterface)))
-        steps.append(.neighbor(.pod, link: p.containerInterface, address: p.podGateway, mac: p.hostVethMAC))
+        var steps = PodVeth(podIP: p.podIP, hostVeth: p.hostVeth, containerInterface: p.containerInterface, mtu: p.mtu,
+                            owner: p.owner, hostVethMAC: p.hostVethMAC, containerMAC: p.containerMAC).steps
         // Then the branch ENI: VLAN sub-interface on the trunk with the branch MAC, and its table.
         // IPv6 settings before the link goes up (no router advertisement is taken in between);
         // tag and up adjacent, so the applier sends them as one request. A run that dies before
@@ -106,6 +97,38 @@ public enum BranchPodPlanner {
     }
 }
 
+/// The veth pair every pod gets, branch or regular, and the pod's view of the world: its
+/// address as a /32 (or /128), a link-local gateway with a permanent neighbour entry pointing at
+/// the host end, the default route through it.
+struct PodVeth {
+    var podIP: IPAddress
+    var hostVeth: String
+    var containerInterface: String
+    var mtu: UInt32
+    var owner: String
+    var hostVethMAC: MACAddress
+    var containerMAC: MACAddress
+
+    var steps: [PlanStep] {
+        let gateway = Naming.podGateway(podIP.family)
+        let anywhere = Naming.defaultDestination(podIP.family)
+        var steps: [PlanStep] = [
+            .createVeth(host: hostVeth, container: containerInterface, mtu: mtu, hostMAC: hostVethMAC, containerMAC: containerMAC),
+            .tagOwner(link: hostVeth, owner: owner),
+            .linkUp(.host, hostVeth),
+        ]
+        steps += BranchPodPlanner.ipv6LinkSysctls(hostVeth)
+        steps += [
+            .linkUp(.pod, containerInterface),
+            .address(.pod, link: containerInterface, IPPrefix(host: podIP)),
+            .route(.pod, PlannedRoute(destination: IPPrefix(host: gateway), device: containerInterface, scope: .link)),
+            .route(.pod, PlannedRoute(destination: anywhere, gateway: gateway, device: containerInterface)),
+            .neighbor(.pod, link: containerInterface, address: gateway, mac: hostVethMAC),
+        ]
+        return steps
+    }
+}
+
 /// MACs for the veth ends: random, unicast, locally administered, like the reference's (and
 /// unlike udev's "persistent" policy, which would derive them from the name after creation).
 public enum VethMAC {
@@ -125,4 +148,6 @@ public enum Priority {
     public static let standardToPod: UInt32 = 512
     public static let connmark: UInt32 = 1024
     public static let standardFromPod: UInt32 = 1536
+    /// What leaves from a secondary ENI's own address goes out through that ENI (SPEC section 3a).
+    public static let eniPrimaryAddress: UInt32 = 32765
 }

@@ -23,6 +23,14 @@ public enum Naming {
     public static let validVLANIDs: ClosedRange<UInt16> = 1...4094
     /// The pod's default gateway is this link-local address, answered by a permanent neighbour entry.
     public static let podGatewayV4 = IPAddress.v4(IPv4Address(169, 254, 1, 1))
+
+    /// The pod's link-local gateway (the host veth answers for it through the permanent neighbour).
+    public static func podGateway(_ family: AddressFamily) -> IPAddress { family == .ipv4 ? podGatewayV4 : podGatewayV6 }
+
+    /// 0.0.0.0/0 or ::/0.
+    public static func defaultDestination(_ family: AddressFamily) -> IPPrefix {
+        IPPrefix(address: family == .ipv4 ? IPAddress("0.0.0.0")! : IPAddress("::")!, length: 0)!
+    }
     public static let podGatewayV6 = IPAddress("fe80::1")!
     /// The VPC's IPv6 subnet router is always this address.
     public static let subnetGatewayV6 = IPAddress("fe80:ec2::1")!
@@ -30,6 +38,13 @@ public enum Naming {
     public static func vlanLinkName(vlanID: UInt16) -> String { "vlan.eth.\(vlanID)" }
 
     public static func routeTable(vlanID: UInt16) -> UInt32 { UInt32(vlanID) + tableOffset }
+
+    /// A secondary ENI's route table: its device number + 1 (the reference's numbering), for
+    /// device numbers 1...99, so no ENI table meets a VLAN table (101 and up). nil for the
+    /// primary ENI (main) and beyond.
+    public static func eniRouteTable(deviceNumber: Int) -> UInt32? {
+        (1...Int(tableOffset) - 1).contains(deviceNumber) ? UInt32(deviceNumber + 1) : nil
+    }
 
     /// Tables the kernel gives a meaning of its own: 253 default, 254 main, 255 local.
     public static let reservedTables: [UInt32: String] = [253: "default", 254: "main", 255: "local"]

@@ -1,0 +1,77 @@
+import NetModel
+
+/// Everything the planner needs to know about one regular pod: an address from one of the node's
+/// ENIs (SPEC section 3a). No VLAN: traffic leaves through the ENI that holds the address.
+public struct RegularPod: Hashable, Sendable {
+    public var podIP: IPAddress
+    /// The ENI's device number: 0 is the primary ENI (table main); another one has table d+1.
+    public var deviceNumber: Int
+    public var hostVeth: String
+    public var containerInterface: String
+    public var mtu: UInt32
+    /// The CNI container id; recorded on the host veth.
+    public var owner: String
+    public var hostVethMAC: MACAddress
+    public var containerMAC: MACAddress
+
+    public init(podIP: IPAddress, deviceNumber: Int, hostVeth: String, containerInterface: String, mtu: UInt32,
+                owner: String, hostVethMAC: MACAddress, containerMAC: MACAddress) {
+        self.podIP = podIP; self.deviceNumber = deviceNumber; self.hostVeth = hostVeth
+        self.containerInterface = containerInterface; self.mtu = mtu; self.owner = owner
+        self.hostVethMAC = hostVethMAC; self.containerMAC = containerMAC
+    }
+
+    /// nil for an address of the primary ENI, which routes through main.
+    public var table: UInt32? { Naming.eniRouteTable(deviceNumber: deviceNumber) }
+    var podHost: IPPrefix { IPPrefix(host: podIP) }
+    var veth: PodVeth {
+        PodVeth(podIP: podIP, hostVeth: hostVeth, containerInterface: containerInterface, mtu: mtu, owner: owner,
+                hostVethMAC: hostVethMAC, containerMAC: containerMAC)
+    }
+}
+
+public enum RegularPodPlanner {
+    /// The ordered steps that build a regular pod's datapath: the pod side as for a branch pod,
+    /// then the host route and the rules that send the pod's traffic out through its ENI.
+    public static func setup(_ p: RegularPod) -> [PlanStep] {
+        var steps = p.veth.steps
+        steps.append(.route(.host, PlannedRoute(destination: p.podHost, device: p.hostVeth, table: RouteTable.main, scope: .link)))
+        steps.append(.rule(Rule(family: p.podIP.family, priority: Priority.standardToPod, table: RouteTable.main, destination: p.podHost)))
+        if let table = p.table {
+            steps.append(.rule(Rule(family: p.podIP.family, priority: Priority.standardFromPod, table: table, source: p.podHost)))
+        }
+        return steps
+    }
+}
+
+/// A secondary ENI as the node sees it once attached: what its route table needs.
+public struct SecondaryENI: Hashable, Sendable {
+    public var deviceNumber: Int
+    /// The kernel's name for it (found by its MAC).
+    public var link: String
+    public var primaryIP: IPAddress
+    /// The ENI's subnet; its router (base + 1) is the table's gateway.
+    public var subnet: IPPrefix
+
+    public init(deviceNumber: Int, link: String, primaryIP: IPAddress, subnet: IPPrefix) {
+        self.deviceNumber = deviceNumber; self.link = link; self.primaryIP = primaryIP; self.subnet = subnet
+    }
+}
+
+public enum ENITablePlanner {
+    /// Table d+1 of a secondary ENI (its gateway on the link, the default route via it) and the
+    /// rule that sends what leaves from the ENI's own address through it. nil: no table for this
+    /// device number (the primary ENI, or one beyond the tables below the VLAN tables).
+    public static func setup(_ eni: SecondaryENI) -> [PlanStep]? {
+        guard let table = Naming.eniRouteTable(deviceNumber: eni.deviceNumber),
+              let gateway = Naming.subnetGatewayV4(subnet: eni.subnet) else { return nil }
+        let family = eni.primaryIP.family
+        let anywhere = Naming.defaultDestination(family)
+        return [
+            .linkUp(.host, eni.link),
+            .route(.host, PlannedRoute(destination: IPPrefix(host: gateway), device: eni.link, table: table, scope: .link)),
+            .route(.host, PlannedRoute(destination: anywhere, gateway: gateway, device: eni.link, table: table)),
+            .rule(Rule(family: family, priority: Priority.eniPrimaryAddress, table: table, source: IPPrefix(host: eni.primaryIP))),
+        ]
+    }
+}
