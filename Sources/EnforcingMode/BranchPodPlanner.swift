@@ -34,6 +34,10 @@ public struct BranchPod: Hashable, Sendable {
     public var family: AddressFamily { podIP.family }
     var podHost: IPPrefix { IPPrefix(host: podIP) }
     var defaultDestination: IPPrefix { Naming.defaultDestination(family) }
+    var veth: PodVeth {
+        PodVeth(podIP: podIP, hostVeth: hostVeth, containerInterface: containerInterface, mtu: mtu, owner: owner,
+                hostVethMAC: hostVethMAC, containerMAC: containerMAC)
+    }
 }
 
 /// What a teardown needs: identity only, so DEL can run from prevResult or from live state.
@@ -51,8 +55,7 @@ public enum BranchPodPlanner {
     /// The ordered steps that build a branch pod's datapath (SPEC section 3).
     public static func setup(_ p: BranchPod) -> [PlanStep] {
         // Pod side first: the veth and the pod's view of the world (link-local gateway).
-        var steps = PodVeth(podIP: p.podIP, hostVeth: p.hostVeth, containerInterface: p.containerInterface, mtu: p.mtu,
-                            owner: p.owner, hostVethMAC: p.hostVethMAC, containerMAC: p.containerMAC).steps
+        var steps = p.veth.steps
         // Then the branch ENI: VLAN sub-interface on the trunk with the branch MAC, and its table.
         // IPv6 settings before the link goes up (no router advertisement is taken in between);
         // tag and up adjacent, so the applier sends them as one request. A run that dies before
@@ -80,11 +83,7 @@ public enum BranchPodPlanner {
         case .standard:
             // Traffic to the pod uses main (node and other pods reach it directly); traffic from
             // the pod that main does not route locally leaves through the branch ENI.
-            return [
-                .route(.host, PlannedRoute(destination: p.podHost, device: p.hostVeth, table: RouteTable.main, scope: .link)),
-                .rule(Rule(family: p.family, priority: Priority.standardToPod, table: RouteTable.main, destination: p.podHost)),
-                .rule(Rule(family: p.family, priority: Priority.standardFromPod, table: p.table, source: p.podHost)),
-            ]
+            return p.veth.mainTableRouting(leavingThrough: p.table)
         }
     }
 
@@ -100,14 +99,38 @@ public enum BranchPodPlanner {
 /// The veth pair every pod gets, branch or regular, and the pod's view of the world: its
 /// address as a /32 (or /128), a link-local gateway with a permanent neighbour entry pointing at
 /// the host end, the default route through it.
-struct PodVeth {
-    var podIP: IPAddress
-    var hostVeth: String
-    var containerInterface: String
-    var mtu: UInt32
-    var owner: String
-    var hostVethMAC: MACAddress
-    var containerMAC: MACAddress
+public struct PodVeth: Hashable, Sendable {
+    public var podIP: IPAddress
+    public var hostVeth: String
+    public var containerInterface: String
+    public var mtu: UInt32
+    /// The CNI container id; recorded on the host veth.
+    public var owner: String
+    /// The veth ends' MACs, chosen by the caller (random, locally administered; see VethMAC).
+    public var hostVethMAC: MACAddress
+    public var containerMAC: MACAddress
+
+    public init(podIP: IPAddress, hostVeth: String, containerInterface: String, mtu: UInt32, owner: String,
+                hostVethMAC: MACAddress, containerMAC: MACAddress) {
+        self.podIP = podIP; self.hostVeth = hostVeth; self.containerInterface = containerInterface; self.mtu = mtu
+        self.owner = owner; self.hostVethMAC = hostVethMAC; self.containerMAC = containerMAC
+    }
+
+    var podHost: IPPrefix { IPPrefix(host: podIP) }
+
+    /// Host side of a pod that main routes to (standard mode, regular pods): the route to the
+    /// veth, rule 512 so main is asked first, and rule 1536 sending what the pod sends, where
+    /// main has no local route, out through `table` (nil: the pod's traffic stays in main).
+    func mainTableRouting(leavingThrough table: UInt32?) -> [PlanStep] {
+        var steps: [PlanStep] = [
+            .route(.host, PlannedRoute(destination: podHost, device: hostVeth, table: RouteTable.main, scope: .link)),
+            .rule(Rule(family: podIP.family, priority: Priority.standardToPod, table: RouteTable.main, destination: podHost)),
+        ]
+        if let table {
+            steps.append(.rule(Rule(family: podIP.family, priority: Priority.standardFromPod, table: table, source: podHost)))
+        }
+        return steps
+    }
 
     var steps: [PlanStep] {
         let gateway = Naming.podGateway(podIP.family)
@@ -120,7 +143,7 @@ struct PodVeth {
         steps += BranchPodPlanner.ipv6LinkSysctls(hostVeth)
         steps += [
             .linkUp(.pod, containerInterface),
-            .address(.pod, link: containerInterface, IPPrefix(host: podIP)),
+            .address(.pod, link: containerInterface, podHost),
             .route(.pod, PlannedRoute(destination: IPPrefix(host: gateway), device: containerInterface, scope: .link)),
             .route(.pod, PlannedRoute(destination: anywhere, gateway: gateway, device: containerInterface)),
             .neighbor(.pod, link: containerInterface, address: gateway, mac: hostVethMAC),

@@ -3,44 +3,21 @@ import NetModel
 /// Everything the planner needs to know about one regular pod: an address from one of the node's
 /// ENIs (SPEC section 3a). No VLAN: traffic leaves through the ENI that holds the address.
 public struct RegularPod: Hashable, Sendable {
-    public var podIP: IPAddress
+    public var veth: PodVeth
     /// The ENI's device number: 0 is the primary ENI (table main); another one has table d+1.
     public var deviceNumber: Int
-    public var hostVeth: String
-    public var containerInterface: String
-    public var mtu: UInt32
-    /// The CNI container id; recorded on the host veth.
-    public var owner: String
-    public var hostVethMAC: MACAddress
-    public var containerMAC: MACAddress
 
-    public init(podIP: IPAddress, deviceNumber: Int, hostVeth: String, containerInterface: String, mtu: UInt32,
-                owner: String, hostVethMAC: MACAddress, containerMAC: MACAddress) {
-        self.podIP = podIP; self.deviceNumber = deviceNumber; self.hostVeth = hostVeth
-        self.containerInterface = containerInterface; self.mtu = mtu; self.owner = owner
-        self.hostVethMAC = hostVethMAC; self.containerMAC = containerMAC
-    }
+    public init(veth: PodVeth, deviceNumber: Int) { self.veth = veth; self.deviceNumber = deviceNumber }
 
     /// nil for an address of the primary ENI, which routes through main.
     public var table: UInt32? { Naming.eniRouteTable(deviceNumber: deviceNumber) }
-    var podHost: IPPrefix { IPPrefix(host: podIP) }
-    var veth: PodVeth {
-        PodVeth(podIP: podIP, hostVeth: hostVeth, containerInterface: containerInterface, mtu: mtu, owner: owner,
-                hostVethMAC: hostVethMAC, containerMAC: containerMAC)
-    }
 }
 
 public enum RegularPodPlanner {
     /// The ordered steps that build a regular pod's datapath: the pod side as for a branch pod,
-    /// then the host route and the rules that send the pod's traffic out through its ENI.
+    /// then the host side as for a standard-mode branch pod, leaving through the ENI's table.
     public static func setup(_ p: RegularPod) -> [PlanStep] {
-        var steps = p.veth.steps
-        steps.append(.route(.host, PlannedRoute(destination: p.podHost, device: p.hostVeth, table: RouteTable.main, scope: .link)))
-        steps.append(.rule(Rule(family: p.podIP.family, priority: Priority.standardToPod, table: RouteTable.main, destination: p.podHost)))
-        if let table = p.table {
-            steps.append(.rule(Rule(family: p.podIP.family, priority: Priority.standardFromPod, table: table, source: p.podHost)))
-        }
-        return steps
+        p.veth.steps + p.veth.mainTableRouting(leavingThrough: p.table)
     }
 }
 

@@ -20,11 +20,14 @@ public enum Framing {
     }
 
     public static func encode(_ payload: [UInt8], version: UInt16 = Framing.version) -> [UInt8] {
-        var out = magic
-        out += [UInt8(version >> 8), UInt8(version & 0xff), 0, 0]
-        let n = UInt32(payload.count)
-        out += [UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)]
-        return out + payload
+        header(payloadLength: payload.count, version: version) + payload
+    }
+
+    /// The 12 bytes before a payload of `payloadLength` bytes.
+    public static func header(payloadLength: Int, version: UInt16 = Framing.version) -> [UInt8] {
+        let n = UInt32(payloadLength)
+        return magic + [UInt8(version >> 8), UInt8(version & 0xff), 0, 0,
+                        UInt8(n >> 24), UInt8(n >> 16 & 0xff), UInt8(n >> 8 & 0xff), UInt8(n & 0xff)]
     }
 
     public static func encode<T: Encodable>(message: T, version: UInt16 = Framing.version) -> [UInt8] {

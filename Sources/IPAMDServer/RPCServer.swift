@@ -178,10 +178,7 @@ final class RPCConnectionHandler: ChannelInboundHandler {
         let closeAfter = end || state.draining
         let json = answer.json
         var frame = channel.allocator.buffer(capacity: Framing.headerSize + json.utf8.count)
-        frame.writeBytes(Framing.magic)
-        frame.writeInteger(Framing.version)
-        frame.writeInteger(UInt16(0))
-        frame.writeInteger(UInt32(json.utf8.count))
+        frame.writeBytes(Framing.header(payloadLength: json.utf8.count))
         frame.writeString(json)
         if closeAfter {
             context.writeAndFlush(wrapOutboundOut(frame)).whenComplete { _ in channel.close(promise: nil) }

@@ -2,9 +2,13 @@ import EnforcingMode
 import NetModel
 import Testing
 
+func sampleVeth(_ hostVeth: String) -> PodVeth {
+    PodVeth(podIP: IPAddress("10.0.40.12")!, hostVeth: hostVeth, containerInterface: "eth0", mtu: 9001, owner: "c1",
+            hostVethMAC: MACAddress("02:00:00:00:00:01")!, containerMAC: MACAddress("02:00:00:00:00:02")!)
+}
+
 func sampleRegularPod(deviceNumber: Int) -> RegularPod {
-    RegularPod(podIP: IPAddress("10.0.40.12")!, deviceNumber: deviceNumber, hostVeth: "eni0123456789a", containerInterface: "eth0",
-               mtu: 9001, owner: "c1", hostVethMAC: MACAddress("02:00:00:00:00:01")!, containerMAC: MACAddress("02:00:00:00:00:02")!)
+    RegularPod(veth: sampleVeth("eni0123456789a"), deviceNumber: deviceNumber)
 }
 
 /// SPEC section 3a: the pod side as for a branch pod, no VLAN, the pod's traffic through its ENI.
@@ -32,10 +36,7 @@ func sampleRegularPod(deviceNumber: Int) -> RegularPod {
     @Test func podSideIsTheBranchPodsPodSide() {
         let branch = BranchPodPlanner.setup(samplePod(.standard)).map(\.description)
         let veth = branch[0].split(separator: " ")[3]
-        let regular = RegularPodPlanner.setup(RegularPod(podIP: IPAddress("10.0.40.12")!, deviceNumber: 1, hostVeth: String(veth),
-                                                         containerInterface: "eth0", mtu: 9001, owner: "c1",
-                                                         hostVethMAC: MACAddress("02:00:00:00:00:01")!,
-                                                         containerMAC: MACAddress("02:00:00:00:00:02")!)).map(\.description)
+        let regular = RegularPodPlanner.setup(RegularPod(veth: sampleVeth(String(veth)), deviceNumber: 1)).map(\.description)
         #expect(Array(regular.prefix(11)) == Array(branch.prefix(11)))
     }
 

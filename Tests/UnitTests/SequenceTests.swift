@@ -33,27 +33,29 @@ import Testing
         let progress = SequenceProgress(batches: 40)
         let per = Self.sequences / progress.batches
         let workers = max(1, ProcessInfo.processInfo.activeProcessorCount)
-        let (steps, runs, failures) = await withCheckedContinuation { (done: CheckedContinuation<(Int, Int, [String]), Never>) in
+        await withTaskGroup(of: Void.self) { group in
             for _ in 0..<workers {
-                Thread.detachNewThread {
-                    while let b = progress.nextBatch() {
-                        for i in 0..<per {
-                            guard progress.record(Self.run(base &+ UInt64(b * per + i))) else { break }
+                group.addTask {
+                    await offPool {
+                        while let b = progress.nextBatch() {
+                            for i in 0..<per {
+                                guard progress.record(Self.run(base &+ UInt64(b * per + i))) else { break }
+                            }
                         }
                     }
-                    if progress.workerFinished(of: workers) { done.resume(returning: progress.totals) }
                 }
             }
         }
+        let (steps, runs, failures) = progress.totals
         print("sequences: base seed \(base), \(Self.sequences) sequences, \(steps) steps, \(runs) plugin runs on the in-memory kernel, \(failures.count) failed")
         for f in failures { Issue.record(Comment(rawValue: f)) }
     }
 }
 
-/// The sequence workers' shared state: the next batch to take, the totals, and who is done.
+/// The sequence workers' shared state: the next batch to take, and the totals.
 final class SequenceProgress: Sendable {
     let batches: Int
-    private let state = Mutex((next: 0, finished: 0, steps: 0, runs: 0, failures: [String]()))
+    private let state = Mutex((next: 0, steps: 0, runs: 0, failures: [String]()))
 
     init(batches: Int) { self.batches = batches }
 
@@ -72,14 +74,6 @@ final class SequenceProgress: Sendable {
             s.steps += r.steps; s.runs += r.runs
             if let f = r.failure { s.failures.append(f) }
             return s.failures.count < 3
-        }
-    }
-
-    /// true for the last of `workers` to finish.
-    func workerFinished(of workers: Int) -> Bool {
-        state.withLock { s in
-            s.finished += 1
-            return s.finished == workers
         }
     }
 
