@@ -77,13 +77,13 @@ public final class TestNamespace {
         process.standardError = errPipe
         try process.run()
         // Drain stderr concurrently so a chatty command cannot block on a full pipe.
-        let err = DataBox()
-        let group = DispatchGroup()
-        DispatchQueue.global().async(group: group) { err.data = errPipe.fileHandleForReading.readDataToEndOfFile() }
+        // On a thread of its own, not a global queue: on Linux those share threads with the
+        // cooperative pool, which blocked tests may already hold.
+        let err = OffThread { errPipe.fileHandleForReading.readDataToEndOfFile() }
         let out = outPipe.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
+        let errData = err.value(timeout: 86_400) ?? Data()
         process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err.data, as: UTF8.self))
+        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: errData, as: UTF8.self))
     }
 
     @discardableResult
@@ -96,4 +96,3 @@ public final class TestNamespace {
 }
 
 /// Written by one reader thread, read after it finished (the DispatchGroup orders the two).
-private final class DataBox: @unchecked Sendable { var data = Data() }

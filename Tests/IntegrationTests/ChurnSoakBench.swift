@@ -8,7 +8,7 @@ import Testing
 /// pods, 8 at a time, ADD then DEL over and over, while ipamd is SIGKILLed and restarted every
 /// CHURN_KILL_EVERY seconds (20). Every DEL must succeed, every ADD must succeed or fail with a
 /// clean CNI error (and its DEL leave nothing), and at the end nothing of any pod is left.
-@Suite struct ChurnSoakBench {
+@Suite(.ownThread) struct ChurnSoakBench {
     static let seconds = ProcessInfo.processInfo.environment["CHURN_SOAK_SECONDS"].flatMap { Double($0) }
 
     struct Counts {

@@ -78,7 +78,7 @@ final class CloudNode {
 
 enum CloudNodeError: Error { case simulator(String) }
 
-@Suite(.serialized, .enabled(if: isRoot)) struct CloudDiscoveryTests {
+@Suite(.serialized, .ownThread, .enabled(if: isRoot)) struct CloudDiscoveryTests {
     /// No TRUNK_INTERFACE, VPC_CIDRS or NODE_PRIMARY_INTERFACE: ipamd reads them from the cloud,
     /// with one DescribeNetworkInterfaces at start and no cloud call per AddNetwork/DelNetwork.
     @Test func discoversTheNodeWithoutOverrides() throws {

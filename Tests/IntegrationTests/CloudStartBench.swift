@@ -7,7 +7,7 @@ import Testing
 /// with no overrides started CLOUD_START_BENCH times against the cloud simulator in the node's
 /// namespace: exec to "ipamd ready" (discovery, node setup, sockets, plugin install), and the
 /// cloud calls each start makes. Prints the median and the spread; asserts nothing about time.
-@Suite struct CloudStartBench {
+@Suite(.ownThread) struct CloudStartBench {
     static let runs = ProcessInfo.processInfo.environment["CLOUD_START_BENCH"].flatMap { Int($0) }
 
     @Test(.enabled(if: runs != nil && isRoot, "a benchmark: set CLOUD_START_BENCH=<runs>"))

@@ -9,7 +9,7 @@ import Testing
 /// emulation): ipamd with no overrides, a trunk attached after start serving the branch ADD
 /// that waited for it, a VPC CIDR added while running, ten live pods across a SIGKILL and
 /// restart (none touched, the one deleted meanwhile torn down), then a corrupt checkpoint.
-@Suite(.serialized) struct CloudVMTests {
+@Suite(.serialized, .ownThread) struct CloudVMTests {
     static let pods = (0..<10).map { i in (name: "web\(i)", vlan: UInt16(20 + i), ip: "10.0.40.\(20 + i)", mac: String(format: "0a:00:00:00:01:%02x", 20 + i)) }
 
     @Test(.enabled(if: kernelHasVLAN, "needs 802.1Q: runs in the test VM"))

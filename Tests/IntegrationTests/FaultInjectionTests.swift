@@ -9,7 +9,7 @@ import Testing
 /// (DEL, or ADD again then DEL). After each case the node's full state (links, addresses, routes
 /// of every table, rules, neighbours, the nft ruleset, ipamd's /v1/pods) must be the state
 /// before the pod, or exactly the pod's datapath.
-@Suite(.serialized) struct FaultInjectionTests {
+@Suite(.serialized, .ownThread) struct FaultInjectionTests {
     /// Everything observable about the node.
     struct FullState: Equatable {
         var kernel: NodeSnapshot

@@ -10,7 +10,7 @@ import Testing
 /// at once), serves root-only sockets, replaces a stale one
 /// and shuts down cleanly. Every child runs in a throwaway network namespace, never the host's,
 /// and writes only under the test's work directory.
-@Suite struct HostBinaryTests {
+@Suite(.ownThread) struct HostBinaryTests {
     static let cniVersions = ["0.3.0", "0.3.1", "0.4.0", "1.0.0", "1.1.0"]
 
     /// A throwaway namespace and work directory for aws-cni runs.

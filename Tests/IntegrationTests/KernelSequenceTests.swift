@@ -6,7 +6,7 @@ import Testing
 /// The model-based sequences on the real kernel (VM: needs 802.1Q) with the real binaries:
 /// at least 300 steps per run, both modes. SEQUENCE_SEED replays; KERNEL_SEQUENCE_STEPS sets the
 /// steps per mode.
-@Suite(.serialized) struct KernelSequenceTests {
+@Suite(.serialized, .ownThread) struct KernelSequenceTests {
     @Test(.enabled(if: kernelHasVLAN, "needs 802.1Q: runs in the test VM"), arguments: PodSGEnforcingMode.allCases)
     func randomSequencesOnTheRealKernel(_ mode: PodSGEnforcingMode) throws {
         let env = ProcessInfo.processInfo.environment

@@ -10,7 +10,7 @@ import Testing
 /// waiting when ipamd is told to stop (11, at once), node signalling (CNINode features kept,
 /// trunk label), and configuration errors. ipamd runs in the simulated node's namespace and
 /// writes only under its work directory.
-@Suite struct KubernetesIpamdTests {
+@Suite(.ownThread) struct KubernetesIpamdTests {
     static let cniNodePath = "/apis/vpcresources.k8s.aws/v1alpha1/cninodes/node-1"
     static let nodePath = "/api/v1/nodes/node-1"
 

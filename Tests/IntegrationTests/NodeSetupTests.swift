@@ -9,7 +9,7 @@ import Testing
 /// scripts/tests/expected/), node rules, sysctls, restarts that never duplicate a rule, drift
 /// repair, the ready order, the plugin install (conflist content, exec during reinstall), and
 /// invalid settings. Rules are read through our Netlink module, the ruleset as parsed nft JSON.
-@Suite(.serialized) struct NodeSetupIntegrationTests {
+@Suite(.serialized, .ownThread) struct NodeSetupIntegrationTests {
     static let needsRoot: ConditionTrait = .enabled(if: isRoot, "needs root: creates network namespaces")
 
     func expectRuleset(_ b: NodeSetupBench, _ file: String, _ what: String, sourceLocation: SourceLocation = #_sourceLocation) throws {

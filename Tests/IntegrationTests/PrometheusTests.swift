@@ -7,7 +7,7 @@ import Testing
 /// A real Prometheus (Debian's `prometheus`) scrapes ipamd's `/metrics` inside the node namespace
 /// while pods come and go; the series are read back through Prometheus' query API, and
 /// `promtool check metrics` judges the exposition.
-@Suite(.serialized) struct PrometheusTests {
+@Suite(.serialized, .ownThread) struct PrometheusTests {
     static let prometheus = "/usr/bin/prometheus"
     static let promtool = "/usr/bin/promtool"
 

@@ -8,7 +8,7 @@ import Testing
 /// by the plugin (defect 5 of issue 10: left to the kernel, udev's MACAddressPolicy=persistent
 /// rewrites the host end under the pod's permanent neighbour entry), CHECK notices a rewritten
 /// one, and DEL leaves the node as it was.
-@Suite(.serialized) struct VLANDatapathTests {
+@Suite(.serialized, .ownThread) struct VLANDatapathTests {
     @Test(.enabled(if: kernelHasVLAN, "needs 802.1Q: runs in the test VM"), arguments: ["strict", "standard"])
     func vethMACsAreSetByThePluginAndChecked(_ mode: String) throws {
         let sim = try SimNode()

@@ -123,7 +123,7 @@ private func conf(_ mode: String, prev: String? = nil) -> [UInt8] {
     Array((#"{"cniVersion":"1.1.0","name":"aws-cni","type":"aws-cni","podSGEnforcingMode":"\#(mode)""# + (prev.map { #","prevResult":\#($0)"# } ?? "") + "}").utf8)
 }
 
-@Suite(.serialized) struct DatapathTests {
+@Suite(.serialized, .ownThread) struct DatapathTests {
     @Test(.enabled(if: isRoot, "needs root: creates network namespaces"), arguments: PodSGEnforcingMode.allCases)
     func planAppliesVerifiesAndTearsDown(_ mode: PodSGEnforcingMode) throws {
         let f = try Fabric()

@@ -5,7 +5,7 @@ import NodeSetup
 import Testing
 
 /// libnftables through the shim, in throwaway namespaces: the SNAT table's transaction semantics.
-@Suite struct NFTablesTests {
+@Suite(.ownThread) struct NFTablesTests {
     let settings = SNATSettings(vpcCIDRs: [IPPrefix("10.0.0.0/16")!], primaryInterface: "eth0", primaryIP: IPv4Address(10, 0, 0, 10))
 
     /// The table's rules as (chain, comment) pairs, from libnftables' own JSON listing.

@@ -56,7 +56,7 @@ private func normalizedRuleLines(_ text: String) -> [String] {
     }
 }
 
-@Suite("LibNLClient (privileged)")
+@Suite("LibNLClient (privileged)", .ownThread)
 struct NetlinkTests {
     // MARK: Links
 

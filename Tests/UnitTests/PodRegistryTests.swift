@@ -49,7 +49,7 @@ private func pod(_ name: String, vlan: UInt16, container: String? = nil) -> Serv
               branch: true, vlanID: vlan, eniID: "eni-\(vlan)", ipv4: "10.0.0.\(vlan)", mac: "0a:00:00:00:00:\(vlan)", servedAt: "t")
 }
 
-@Suite struct PodRegistryTests {
+@Suite(.ownThread) struct PodRegistryTests {
     @Test func everyAnsweredChangeIsInTheCheckpoint() throws {
         let store = ControlledStore()
         let r = PodRegistry(store: store)
@@ -107,7 +107,7 @@ private func pod(_ name: String, vlan: UInt16, container: String? = nil) -> Serv
     }
 }
 
-@Suite struct FileCheckpointTests {
+@Suite(.ownThread) struct FileCheckpointTests {
     /// The file is the reference's shape plus branchPods, foreign allocations kept as written,
     /// and a pod that changes is written as it is now (not as first encoded).
     @Test func writesTheShapeAndKeepsForeignAllocations() throws {

@@ -7,12 +7,13 @@ import Logging
 import NetModel
 import Synchronization
 import SystemIO
+import TestSupport
 import Testing
 
 // Defect 8: an AddNetwork waiting for pod details while ipamd shuts down gets "try again later"
 // (CNI code 11), not code 100. Defect 10: the static file's stamp and content change together.
 
-@Suite struct ShutdownTests {
+@Suite(.ownThread) struct ShutdownTests {
     @Test func waitingLookupIsAnsweredAtShutdown() async {
         let cache = PodCache(waitBound: 25, logger: quiet)
         cache.replaceAll([PodFacts(namespace: "default", name: "late", uid: "u1", branch: true)])
@@ -80,7 +81,7 @@ private struct GateLogHandler: LogHandler {
     }
 }
 
-@Suite struct StaticFileReloadTests {
+@Suite(.ownThread) struct StaticFileReloadTests {
     func file(vlan: Int) -> String {
         #"{"pods":{"default/a":[{"eniId":"eni-1","ifAddress":"0a:00:00:00:00:07","privateIp":"10.0.40.12","vlanId":\#(vlan),"subnetCidr":"10.0.32.0/19"}]}}"#
     }
