@@ -73,17 +73,33 @@ public struct EC2Client: EC2NetworkInterfaceAPI {
                 guard let d = Int(text) else { throw .malformed(url: url, reason: "\(id): deviceIndex \(text) is not a number") }
                 deviceIndex = d
             }
-            var addresses: [IPv4Address] = []
-            for ipText in item.all("privateIpAddressesSet/item/privateIpAddress").map(\.text) {
-                guard let ip = IPv4Address(ipText) else { throw .malformed(url: url, reason: "\(id): \(ipText) is not an IPv4 address") }
-                addresses.append(ip)
+            let addresses = try addressList(item.all("privateIpAddressesSet/item/privateIpAddress").map(\.text), of: id, url: url)
+            var prefixes: [IPPrefix] = []
+            for text in item.all("ipv4PrefixSet/item/ipv4Prefix").map(\.text) {
+                guard let p = IPPrefix(text), p.family == .ipv4 else { throw .malformed(url: url, reason: "\(id): \(text) is not an IPv4 prefix") }
+                prefixes.append(p)
             }
+            var tags: [String: String] = [:]
+            for tag in item.all("tagSet/item") { if let k = tag.text("key") { tags[k] = tag.text("value") ?? "" } }
             // EC2 leaves interfaceType out for plain ENIs in some answers.
             let type = item.text("interfaceType").flatMap { $0.isEmpty ? nil : $0 } ?? "interface"
             result.append(NetworkInterfaceDescription(id: id, mac: mac, interfaceType: type, deviceIndex: deviceIndex,
                                                       subnetID: item.text("subnetId") ?? "", vpcID: item.text("vpcId") ?? "",
-                                                      privateIPv4s: addresses))
+                                                      privateIPv4s: addresses, primaryIPv4: item.text("privateIpAddress").flatMap { IPv4Address($0) },
+                                                      ipv4Prefixes: prefixes, attachmentID: item.text("attachment/attachmentId"),
+                                                      deleteOnTermination: item.text("attachment/deleteOnTermination") == "true",
+                                                      description: item.text("description") ?? "",
+                                                      securityGroupIDs: item.all("groupSet/item/groupId").map(\.text), tags: tags))
         }
         return result
+    }
+
+    static func addressList(_ texts: [String], of id: String, url: String) throws(CloudError) -> [IPv4Address] {
+        var addresses: [IPv4Address] = []
+        for text in texts {
+            guard let ip = IPv4Address(text) else { throw .malformed(url: url, reason: "\(id): \(text) is not an IPv4 address") }
+            addresses.append(ip)
+        }
+        return addresses
     }
 }

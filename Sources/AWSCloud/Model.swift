@@ -52,10 +52,23 @@ public struct NetworkInterfaceDescription: Sendable, Hashable {
     public var subnetID: String
     public var vpcID: String
     public var privateIPv4s: [IPv4Address]
+    /// The ENI's own address (`privateIpAddress`): never a pod's.
+    public var primaryIPv4: IPv4Address?
+    /// Delegated /28 prefixes (`ipv4PrefixSet`).
+    public var ipv4Prefixes: [IPPrefix]
+    public var attachmentID: String?
+    public var deleteOnTermination: Bool
+    public var description: String
+    public var securityGroupIDs: [String]
+    public var tags: [String: String]
 
-    public init(id: String, mac: MACAddress, interfaceType: String, deviceIndex: Int?, subnetID: String, vpcID: String, privateIPv4s: [IPv4Address]) {
+    public init(id: String, mac: MACAddress, interfaceType: String, deviceIndex: Int?, subnetID: String, vpcID: String, privateIPv4s: [IPv4Address],
+                primaryIPv4: IPv4Address? = nil, ipv4Prefixes: [IPPrefix] = [], attachmentID: String? = nil, deleteOnTermination: Bool = false,
+                description: String = "", securityGroupIDs: [String] = [], tags: [String: String] = [:]) {
         self.id = id; self.mac = mac; self.interfaceType = interfaceType; self.deviceIndex = deviceIndex
         self.subnetID = subnetID; self.vpcID = vpcID; self.privateIPv4s = privateIPv4s
+        self.primaryIPv4 = primaryIPv4; self.ipv4Prefixes = ipv4Prefixes; self.attachmentID = attachmentID
+        self.deleteOnTermination = deleteOnTermination; self.description = description; self.securityGroupIDs = securityGroupIDs; self.tags = tags
     }
 
     public var isTrunk: Bool { interfaceType == "trunk" }

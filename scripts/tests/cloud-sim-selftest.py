@@ -301,6 +301,56 @@ def test_protocol_errors(sim):
     check(sim(cmd="detach_eni", eniId="eni-doesnotexist")["ok"] is False, "bad ENI id -> ok false")
 
 
+def expect_error(code, what, call):
+    try:
+        call()
+    except botocore.exceptions.ClientError as e:
+        check(e.response["Error"]["Code"] == code, f"{what}: {code}, got {e.response['Error']['Code']}")
+        return
+    check(False, f"{what}: {code} expected, the call succeeded")
+
+
+def test_pool_calls(sim, trunk):
+    """The regular-pod pool's calls as botocore sees them (the harness's EC2 extensions)."""
+    ec2 = ec2_client(sim, retries=1)
+    r = sim.ready
+    sg = ec2.create_security_group(GroupName="pool-selftest", Description="x", VpcId=r["vpcId"])["GroupId"]
+    made = ec2.create_network_interface(
+        SubnetId=r["subnetId"], Groups=[sg], Description="aws-K8S-" + r["instanceId"],
+        TagSpecifications=[{"ResourceType": "network-interface",
+                            "Tags": [{"Key": "node.k8s.amazonaws.com/instance_id", "Value": r["instanceId"]}]}])["NetworkInterface"]
+    eni = made["NetworkInterfaceId"]
+    check(made["Description"] == "aws-K8S-" + r["instanceId"] and [g["GroupId"] for g in made["Groups"]] == [sg],
+          "CreateNetworkInterface keeps description and security groups")
+    # m5.large: 3 interfaces; the primary and the trunk hold two.
+    expect_error("InvalidParameterValue", "attach at a device index in use",
+                 lambda: ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=r["instanceId"], DeviceIndex=1))
+    attachment = ec2.attach_network_interface(NetworkInterfaceId=eni, InstanceId=r["instanceId"], DeviceIndex=2)["AttachmentId"]
+    extra = ec2.create_network_interface(SubnetId=r["subnetId"])["NetworkInterface"]["NetworkInterfaceId"]
+    expect_error("AttachmentLimitExceeded", "a fourth interface on an m5.large",
+                 lambda: ec2.attach_network_interface(NetworkInterfaceId=extra, InstanceId=r["instanceId"], DeviceIndex=3))
+    ec2.modify_network_interface_attribute(NetworkInterfaceId=eni,
+                                           Attachment={"AttachmentId": attachment, "DeleteOnTermination": True})
+    described = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]
+    check(described["Attachment"]["DeleteOnTermination"] is True, "DeleteOnTermination set through ModifyNetworkInterfaceAttribute")
+    check({t["Key"]: t["Value"] for t in described["TagSet"]} == {"node.k8s.amazonaws.com/instance_id": r["instanceId"]},
+          "tags from TagSpecifications")
+    assigned = ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, SecondaryPrivateIpAddressCount=3)["AssignedPrivateIpAddresses"]
+    check(len(assigned) == 3, f"AssignPrivateIpAddresses answers the 3 it assigned: {assigned}")
+    everyone = [a["PrivateIpAddress"] for e in ec2.describe_network_interfaces()["NetworkInterfaces"] for a in e["PrivateIpAddresses"]]
+    check(len(everyone) == len(set(everyone)), "no address is on two interfaces")
+    expect_error("PrivateIpAddressLimitExceeded", "beyond 10 addresses on an m5.large interface",
+                 lambda: ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, SecondaryPrivateIpAddressCount=7))
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[assigned[0]["PrivateIpAddress"]])
+    left = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["PrivateIpAddresses"]
+    check(len(left) == 3, "unassigned one of four")
+    expect_error("InvalidNetworkInterface.InUse", "delete while attached", lambda: ec2.delete_network_interface(NetworkInterfaceId=eni))
+    ec2.detach_network_interface(AttachmentId=attachment)
+    ec2.delete_network_interface(NetworkInterfaceId=eni)
+    ec2.delete_network_interface(NetworkInterfaceId=extra)
+    check(sim(cmd="state")["enis"][-1]["eniId"] == trunk["eniId"], "the instance has its ENIs as before")
+
+
 def main():
     sim = Sim()
     try:
@@ -314,6 +364,7 @@ def main():
         test_ec2_faults_and_recording(sim)
         test_sts(sim)
         test_protocol_errors(sim)
+        test_pool_calls(sim, trunk)
     except Exception:
         print(f"FAILED after {len(CHECKS)} checks; last: {CHECKS[-1] if CHECKS else '-'}", file=sys.stderr)
         sim.proc.kill()

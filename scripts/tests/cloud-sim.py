@@ -358,6 +358,110 @@ def patch_create_network_interface():
     ElasticNetworkInterfaces.create_network_interface = create_network_interface
 
 
+def patch_pool_calls():
+    """What real EC2 does and moto does not, for the regular-pod pool (issue 14):
+    * addresses are unique in the subnet (moto draws them at random, and two ENIs' addresses can
+      collide), and AssignPrivateIpAddresses answers with the addresses it assigned, not all of
+      the ENI's;
+    * the instance type's limits: MaximumNetworkInterfaces (AttachmentLimitExceeded), a device
+      index already in use (InvalidParameterValue) and Ipv4AddressesPerInterface
+      (PrivateIpAddressLimitExceeded), from moto's own DescribeInstanceTypes data;
+    * ModifyNetworkInterfaceAttribute honours Attachment.DeleteOnTermination, shown back by
+      DescribeNetworkInterfaces; an ENI still attached cannot be deleted (InvalidNetworkInterface.InUse)."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+    from moto.ec2.models.instances import Instance
+
+    def network_info(instance):
+        return INSTANCE_TYPES[instance.instance_type]["NetworkInfo"]
+
+    def used_in_subnet(backend, subnet_id):
+        return {a["PrivateIpAddress"] for e in backend.enis.values() if e.subnet.id == subnet_id
+                for a in e.private_ip_addresses} | {e.private_ip_address for e in backend.enis.values()
+                                                    if e.subnet.id == subnet_id}
+
+    def free_addresses(backend, subnet, count):
+        used = used_in_subnet(backend, subnet.id)
+        net = ipaddress.IPv4Network(subnet.cidr_block)
+        hosts = list(net.hosts())[3:]  # AWS reserves the first four addresses (and the last)
+        picked = [str(ip) for ip in hosts if str(ip) not in used][:count]
+        if len(picked) < count:
+            raise EC2ClientError("InsufficientFreeAddressesInSubnet",
+                                 f"The specified subnet {subnet.id} has insufficient free addresses")
+        return picked
+
+    original_create = NetworkInterfaceBackend.create_network_interface
+
+    def create_network_interface(self, subnet, private_ip_address, private_ip_addresses=None, *args, **kwargs):
+        if not private_ip_address and not private_ip_addresses:
+            sub = self.get_subnet(subnet) if isinstance(subnet, str) else subnet
+            private_ip_address = free_addresses(self, sub, 1)[0]
+        return original_create(self, subnet, private_ip_address, private_ip_addresses, *args, **kwargs)
+
+    def assign_private_ip_addresses(self, eni_id, private_ip_addresses=None, secondary_ips_count=None):
+        eni = self.get_network_interface(eni_id)
+        if eni.instance is not None:
+            limit = network_info(eni.instance)["Ipv4AddressesPerInterface"]
+            wanted = len(private_ip_addresses or []) or int(secondary_ips_count or 0)
+            if len(eni.private_ip_addresses) + wanted > limit:
+                raise EC2ClientError("PrivateIpAddressLimitExceeded",
+                                     f"Number of private addresses will exceed limit ({limit}) for {eni_id}")
+        new = list(private_ip_addresses or []) or free_addresses(self, eni.subnet, int(secondary_ips_count or 0))
+        eni.private_ip_addresses.extend({"Primary": False, "PrivateIpAddress": ip} for ip in new)
+        eni.harness_last_assigned = new
+        return eni
+
+    def attach_eni(self, eni, device_index):
+        device_index = int(device_index)
+        limit = network_info(self)["MaximumNetworkInterfaces"]
+        if device_index in self.nics:
+            raise EC2ClientError("InvalidParameterValue",
+                                 f"Instance '{self.id}' already has an interface attached at device index '{device_index}'.")
+        if len(self.nics) >= limit:
+            raise EC2ClientError("AttachmentLimitExceeded",
+                                 f"Interface count {len(self.nics) + 1} exceeds the limit for {self.instance_type}")
+        eni.delete_on_termination = False
+        return original_attach(self, eni, device_index)
+
+    original_attach = Instance.attach_eni
+    original_delete = NetworkInterfaceBackend.delete_network_interface
+
+    def delete_network_interface(self, eni_id):
+        eni = self.enis.get(eni_id)
+        if eni is not None and eni.instance is not None:
+            raise EC2ClientError("InvalidNetworkInterface.InUse", f"Interface: [{eni_id}] in use.")
+        return original_delete(self, eni_id)
+
+    NetworkInterfaceBackend.create_network_interface = create_network_interface
+    NetworkInterfaceBackend.assign_private_ip_addresses = assign_private_ip_addresses
+    NetworkInterfaceBackend.delete_network_interface = delete_network_interface
+    Instance.attach_eni = attach_eni
+
+    original_assign_response = ElasticNetworkInterfaces.assign_private_ip_addresses
+
+    def assign_response(self):
+        result = original_assign_response(self)
+        eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+        result.result["AssignedPrivateIpAddresses"] = [
+            {"PrivateIpAddress": ip} for ip in getattr(eni, "harness_last_assigned", [])]
+        return result
+
+    original_modify_response = ElasticNetworkInterfaces.modify_network_interface_attribute
+
+    def modify_response(self):
+        attachment = self._get_param("Attachment.AttachmentId")
+        if attachment:
+            eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+            if eni.attachment_id != attachment:
+                raise EC2ClientError("InvalidAttachmentID.NotFound", f"Attachment {attachment} is not {eni.id}'s")
+            eni.delete_on_termination = self._get_param("Attachment.DeleteOnTermination") in ("true", True)
+        return original_modify_response(self)
+
+    ElasticNetworkInterfaces.assign_private_ip_addresses = assign_response
+    ElasticNetworkInterfaces.modify_network_interface_attribute = modify_response
+
+
 def warm_and_check(app, model):
     """Warm moto's EC2 and STS apps (the first request builds them) and assert that moto renders
     the model's interface_type as <interfaceType>: if an upgrade stops doing so, fail at start."""
@@ -604,6 +708,7 @@ class Sim:
         self.ec2_faults, self.imds_faults = Faults(), Faults()
         self.container_token = DEFAULT_CONTAINER_TOKEN
         patch_create_network_interface()
+        patch_pool_calls()
         self.model = Model(region)
         self.dispatcher = Dispatcher(region)
         self.front = Ec2Front(self.dispatcher, self.counters, self.ec2_faults)
