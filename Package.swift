@@ -56,7 +56,7 @@ let package = Package(
         // Pure strict/standard planning: names, tables, priorities, setup and teardown plans.
         .target(name: "EnforcingMode", dependencies: ["NetModel"]),
         // Regular pods' warm pool: the reference's target arithmetic as pure values.
-        .target(name: "IPAMPool"),
+        .target(name: "IPAMPool", dependencies: ["NetModel"]),
         // CNI spec types: NetConf, results for every version, errors, environment.
         .target(name: "CNI", dependencies: ["NetModel", "JSONText"]),
         // ipamd RPC messages and framing, pod-eni annotation decoding; shared by both executables.
