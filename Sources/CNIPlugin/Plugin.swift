@@ -61,11 +61,12 @@ public struct Plugin {
         let pending = ipamd.send(RPCRequest(method: .addNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.request)
         let opened = Result { () throws(NetlinkError) -> DatapathContext in try datapath.podContext(netnsPath: env.netns) }
         let network = try answer(pending)
+        if !network.branch { return try addRegular(network, opened: opened) }
         do throws(CNIError) {
             let pod = try branchPod(from: network)
             let ctx = try open { () throws(NetlinkError) in try opened.get() }
             let applier = PlanApplier(context: ctx, logger: logger)
-            try evictLeftovers(of: pod, ctx: ctx, applier: applier)
+            try evictLeftovers(TeardownScope(vlanID: pod.vlanID, podIP: pod.podIP, hostVeths: [pod.hostVeth]), ctx: ctx, applier: applier)
             do {
                 try applier.setup(BranchPodPlanner.setup(pod))
             } catch {
@@ -80,11 +81,53 @@ public struct Plugin {
         }
     }
 
+    /// A regular pod (SPEC section 3a): an address from one of the node's ENIs, no VLAN.
+    func addRegular(_ network: PodNetwork, opened: Result<DatapathContext, NetlinkError>) throws(CNIError) -> CNIResult {
+        do throws(CNIError) {
+            let pod = try regularPod(from: network)
+            let ctx = try open { () throws(NetlinkError) in try opened.get() }
+            let applier = PlanApplier(context: ctx, logger: logger)
+            try evictLeftovers(TeardownScope(vlanID: nil, podIP: pod.veth.podIP, hostVeths: [pod.veth.hostVeth]), ctx: ctx, applier: applier)
+            do {
+                try applier.setup(RegularPodPlanner.setup(pod))
+            } catch {
+                throw CNIError(.datapathFailure, "failed to set up regular pod datapath", details: "\(error)")
+            }
+            logger.info("regular pod added", metadata: ["ip": "\(pod.veth.podIP)", "host_veth": "\(pod.veth.hostVeth)", "device_number": "\(pod.deviceNumber)"])
+            return result(for: pod)
+        } catch {
+            notifyIPAMD(.delNetwork)
+            throw error
+        }
+    }
+
+    func regularPod(from n: PodNetwork) throws(CNIError) -> RegularPod {
+        guard let ipText = n.podIPv4, let ip = IPAddress(ipText), let device = n.deviceNumber, device == 0 || Naming.eniRouteTable(deviceNumber: device) != nil else {
+            throw CNIError(.ipamdFailure, "ipamd returned incomplete regular-pod details for \(podRequest.key)")
+        }
+        return RegularPod(veth: PodVeth(podIP: ip, hostVeth: hostVethName(mode: .standard), containerInterface: env.ifName, mtu: config.mtu,
+                                        owner: env.containerID, hostVethMAC: newMAC(), containerMAC: newMAC()),
+                          deviceNumber: device)
+    }
+
+    /// As the reference records a regular pod: the dummy interface says VLAN 0 (its `mac`) and
+    /// the ENI's device number (its `sandbox`), so DEL and CHECK need no ipamd.
+    func result(for pod: RegularPod) -> CNIResult {
+        CNIResult(
+            cniVersion: config.cniVersion,
+            interfaces: [
+                .init(name: pod.veth.hostVeth, mac: pod.veth.hostVethMAC.description),
+                .init(name: pod.veth.containerInterface, mac: pod.veth.containerMAC.description, sandbox: env.netns),
+                .init(name: dummyName, mac: "0", sandbox: String(pod.deviceNumber)),
+            ],
+            ips: [.init(address: IPPrefix(host: pod.veth.podIP).description, interface: 1)]
+        ).converted(to: config.cniVersion)
+    }
+
     /// Removes what an earlier sandbox of this pod, or a leaked pod that held its VLAN or address,
     /// left behind. ipamd has just confirmed that no live pod holds the VLAN or the address (it
     /// refuses the ADD otherwise), so everything found on them is a leftover.
-    func evictLeftovers(of pod: BranchPod, ctx: DatapathContext, applier: PlanApplier) throws(CNIError) {
-        let scope = TeardownScope(vlanID: pod.vlanID, podIP: pod.podIP, hostVeths: [pod.hostVeth])
+    func evictLeftovers(_ scope: TeardownScope, ctx: DatapathContext, applier: PlanApplier) throws(CNIError) {
         let state = try read { () throws(NetlinkError) in
             try LiveDiscovery.hostState(for: scope, owner: env.containerID, host: ctx.host, routesIfNeeded: false)
         }
@@ -154,8 +197,9 @@ public struct Plugin {
         } else {
             do {
                 let reply = try ipamd.call(RPCRequest(method: .delNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.del)
-                if let n = reply.network, n.branch {
-                    id = BranchPodIdentity(vlanID: n.vlanID, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: nil)
+                if let n = reply.network, n.branch || n.deviceNumber != nil {
+                    // A regular pod's answer has VLAN 0.
+                    id = BranchPodIdentity(vlanID: n.branch ? n.vlanID : 0, podIP: n.podIPv4.flatMap { IPAddress($0) }, hostVeth: nil)
                     source = "ipamd"
                 }
             } catch {
@@ -167,9 +211,8 @@ public struct Plugin {
                 source = id == nil ? "nothing found" : "live state"
             }
         }
-        // A regular pod's record (VLAN 0), or nothing found: only the veth names.
-        let branch = id.flatMap { $0.vlanID == 0 ? nil : $0 }
-        let scope = branch.map { TeardownScope($0, alsoVeths: veths) } ?? TeardownScope(vlanID: nil, podIP: nil, hostVeths: veths)
+        // A regular pod (VLAN 0): its address and veth; nothing found: only the veth names.
+        let scope = id.map { TeardownScope($0, alsoVeths: veths) } ?? TeardownScope(vlanID: nil, podIP: nil, hostVeths: veths)
         // Only what this container owns, what an older plugin left untagged, or what nobody
         // owns: a late DEL never touches the links or rules of a newer pod.
         let state = try read { () throws(NetlinkError) in try LiveDiscovery.hostState(for: scope, owner: owner, host: ctx.host) }
@@ -178,9 +221,9 @@ public struct Plugin {
         let failures = PlanApplier(context: ctx, logger: logger).teardown(steps)
         _ = try? notified?.wait()
         if let first = failures.first {
-            throw CNIError(.datapathFailure, "failed to remove branch pod datapath", details: "\(first)")
+            throw CNIError(.datapathFailure, "failed to remove the pod's datapath", details: "\(first)")
         }
-        logger.info("branch pod deleted", metadata: ["from": "\(source)", "vlan": "\(id.map { String($0.vlanID) } ?? "none")", "steps": "\(steps.count)"])
+        logger.info(id?.vlanID == 0 ? "regular pod deleted" : "branch pod deleted", metadata: ["from": "\(source)", "vlan": "\(id.map { String($0.vlanID) } ?? "none")", "steps": "\(steps.count)"])
     }
 
     /// VLAN id from the `dummy` interface's mac, pod IP from ips[0], host veth from interfaces[0].
@@ -201,8 +244,8 @@ public struct Plugin {
         guard let id = Self.identity(fromPrevResult: prev), let ip = id.podIP, let veth = id.hostVeth else {
             throw CNIError(.invalidConfig, "prevResult does not describe a branch pod (no dummy VLAN record, IP or host veth)")
         }
-        guard id.vlanID != 0 else { throw CNIError(.notBranchPod, "prevResult describes a regular pod; nothing to check") }
         let ctx = try open { () throws(NetlinkError) in try datapath.podContext(netnsPath: env.netns) }
+        guard id.vlanID != 0 else { return try checkRegular(prev, ip: ip, veth: veth, ctx: ctx) }
         var problems: [String] = []
         // ipamd knows the branch MAC and trunk; without it, check everything else.
         var mac: MACAddress?
@@ -216,21 +259,47 @@ public struct Plugin {
         if mac == nil {
             mac = try read { () throws(NetlinkError) in try ctx.host.link(named: Naming.vlanLinkName(vlanID: id.vlanID))?.mac }
         }
-        // The veth MACs as ADD reported them (a MAC rewritten since, e.g. by udev, is a
-        // difference); results of older builds lack them, then the live ones stand in.
+        let (hostMAC, podMAC) = try vethMACs(prev, veth: veth, ctx: ctx)
+        let gw = prev.ips?.first?.gateway.flatMap { IPAddress($0) } ?? ip
+        let pod = BranchPod(mode: config.mode, vlanID: id.vlanID, podIP: ip, subnetGateway: gw,
+                            branchMAC: mac ?? Self.unknownMAC, trunkIndex: trunk,
+                            hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID,
+                            hostVethMAC: hostMAC, containerMAC: podMAC)
+        try verify(BranchPodPlanner.setup(pod), family: pod.family, ctx: ctx, problems: problems)
+    }
+
+    /// A regular pod's CHECK: the ENI's device number from the dummy record, the address from
+    /// ipamd when it answers.
+    func checkRegular(_ prev: CNIResult, ip: IPAddress, veth: String, ctx: DatapathContext) throws(CNIError) {
+        var problems: [String] = []
+        let device = prev.interfaces?.last(where: { $0.name.hasPrefix("dummy") })?.sandbox.flatMap { Int($0) } ?? 0
+        if let n = try? ipamd.call(RPCRequest(method: .getNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.bestEffort).network, !n.branch,
+           n.podIPv4 != ip.description {
+            problems.append("ipamd says pod IP \(n.podIPv4 ?? "none"), prevResult says \(ip)")
+        }
+        let (hostMAC, podMAC) = try vethMACs(prev, veth: veth, ctx: ctx)
+        let pod = RegularPod(veth: PodVeth(podIP: ip, hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID,
+                                           hostVethMAC: hostMAC, containerMAC: podMAC), deviceNumber: device)
+        try verify(RegularPodPlanner.setup(pod), family: ip.family, ctx: ctx, problems: problems)
+    }
+
+    static let unknownMAC = MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
+
+    /// The veth MACs as ADD reported them (a MAC rewritten since, e.g. by udev, is a difference);
+    /// results of older builds lack them, then the live ones stand in.
+    func vethMACs(_ prev: CNIResult, veth: String, ctx: DatapathContext) throws(CNIError) -> (host: MACAddress, pod: MACAddress) {
         let ifs = prev.interfaces ?? []
         var hostMAC = ifs.first(where: { $0.name == veth })?.mac.flatMap { MACAddress($0) }
         if hostMAC == nil { hostMAC = try read { () throws(NetlinkError) in try ctx.host.link(named: veth)?.mac } }
-        var podMAC = ifs.first(where: { $0.sandbox != nil })?.mac.flatMap { MACAddress($0) }
+        var podMAC = ifs.first(where: { $0.sandbox != nil && !$0.name.hasPrefix("dummy") })?.mac.flatMap { MACAddress($0) }
         if podMAC == nil { podMAC = try read { () throws(NetlinkError) in try ctx.pod?.link(named: env.ifName)?.mac } }
-        let unknown = MACAddress(bytes: [2, 0, 0, 0, 0, 0])!
-        let gw = prev.ips?.first?.gateway.flatMap { IPAddress($0) } ?? ip
-        let pod = BranchPod(mode: config.mode, vlanID: id.vlanID, podIP: ip, subnetGateway: gw,
-                            branchMAC: mac ?? unknown, trunkIndex: trunk,
-                            hostVeth: veth, containerInterface: env.ifName, mtu: config.mtu, owner: env.containerID,
-                            hostVethMAC: hostMAC ?? unknown, containerMAC: podMAC ?? unknown)
+        return (hostMAC ?? Self.unknownMAC, podMAC ?? Self.unknownMAC)
+    }
+
+    func verify(_ plan: [PlanStep], family: AddressFamily, ctx: DatapathContext, problems: [String]) throws(CNIError) {
+        var problems = problems
         do {
-            problems += try PlanVerifier(context: ctx).differences(BranchPodPlanner.setup(pod), family: pod.family)
+            problems += try PlanVerifier(context: ctx).differences(plan, family: family)
         } catch {
             throw CNIError(.datapathFailure, "CHECK could not read the datapath", details: "\(error)")
         }
@@ -295,6 +364,7 @@ public struct Plugin {
             case .podUIDMismatch: throw CNIError(.ipamdFailure, "ipamd refused \(podRequest.key): pod UID mismatch", details: f.message)
             case .conflict: throw CNIError(.branchConflict, "ipamd refused \(podRequest.key): its branch interface is held by another running pod", details: f.message)
             case .shuttingDown: throw CNIError(.tryAgainLater, "ipamd is shutting down", details: f.message)
+            case .noAddressAvailable: throw CNIError(.tryAgainLater, "no address for \(podRequest.key) yet", details: f.message)
             case .badRequest, .unsupportedVersion, .internal: throw CNIError(.ipamdFailure, "ipamd refused the request", details: f.message)
             }
         }

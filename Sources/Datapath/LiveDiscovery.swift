@@ -31,7 +31,8 @@ public enum LiveDiscovery {
     }
 
     /// The pod's VLAN and IP, found from (in order) a `vlan.eth.N` tagged with `owner`, the strict
-    /// `iif <hostVeth>` rule, or the standard main route through the host veth and its 1536 rule.
+    /// `iif <hostVeth>` rule, or the main route through the host veth and its 1536 rule (VLAN 0:
+    /// a regular pod).
     /// `hostVeths`: the names the pod's veth may have (both modes' prefixes).
     public static func branchPod(owner: String, hostVeths: [String], host: any NetlinkClient) throws(NetlinkError) -> BranchPodIdentity? {
         let links = try host.links()
@@ -56,9 +57,11 @@ public enum LiveDiscovery {
                 }
             } else if let link {
                 if routes == nil { routes = try host.routes(family: .ipv4) }
-                if let found = hostRoute(routes!, table: RouteTable.main, via: link.index),
-                   let r = rules.first(where: { $0.priority == Priority.standardFromPod && $0.source == IPPrefix(host: found) }) {
-                    vlan = Naming.vlanID(forTable: r.table)
+                if let found = hostRoute(routes!, table: RouteTable.main, via: link.index) {
+                    let r = rules.first { $0.priority == Priority.standardFromPod && $0.source == IPPrefix(host: found) }
+                    // A 1536 rule into a VLAN table: a standard-mode branch pod. Otherwise (an
+                    // ENI's table, or none for the primary ENI's addresses) a regular pod: VLAN 0.
+                    vlan = r.flatMap { Naming.vlanID(forTable: $0.table) } ?? 0
                     ip = found
                 }
             }

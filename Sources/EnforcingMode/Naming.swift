@@ -46,6 +46,9 @@ public enum Naming {
         (1...Int(tableOffset) - 1).contains(deviceNumber) ? UInt32(deviceNumber + 1) : nil
     }
 
+    /// Whether a table number is a secondary ENI's (2...100), never a VLAN's or the kernel's.
+    public static func isENIRouteTable(_ table: UInt32) -> Bool { (2...tableOffset).contains(table) }
+
     /// Tables the kernel gives a meaning of its own: 253 default, 254 main, 255 local.
     public static let reservedTables: [UInt32: String] = [253: "default", 254: "main", 255: "local"]
 

@@ -77,6 +77,8 @@ public enum PodRule: Hashable, Sendable {
     case toPod(IPAddress)
     /// `from <ip> lookup N+100 prio 1536` (standard).
     case fromPod(IPAddress, vlanID: UInt16)
+    /// `from <ip> lookup <device number + 1> prio 1536` (a regular pod on a secondary ENI).
+    case fromRegularPod(IPAddress, table: UInt32)
 
     public init?(_ r: Rule) {
         guard r.fwmark == nil, r.fwmask == nil, r.ipProtocol == nil else { return nil }
@@ -88,10 +90,26 @@ public enum PodRule: Hashable, Sendable {
             guard r.inputInterface == nil, r.source == nil, r.table == RouteTable.main, let d = r.destination, d.isHost else { return nil }
             self = .toPod(d.address)
         case Priority.standardFromPod:
-            guard r.inputInterface == nil, r.destination == nil, let s = r.source, s.isHost, let v = Naming.vlanID(forTable: r.table) else { return nil }
-            self = .fromPod(s.address, vlanID: v)
+            guard r.inputInterface == nil, r.destination == nil, let s = r.source, s.isHost else { return nil }
+            if let v = Naming.vlanID(forTable: r.table) {
+                self = .fromPod(s.address, vlanID: v)
+            } else if Naming.isENIRouteTable(r.table) {
+                self = .fromRegularPod(s.address, table: r.table)
+            } else {
+                return nil
+            }
         default:
             return nil
+        }
+    }
+}
+
+extension PodRule {
+    /// The pod address the rule is about (nil for `iif` rules).
+    public var address: IPAddress? {
+        switch self {
+        case .strictIIF: nil
+        case .toPod(let ip), .fromPod(let ip, _), .fromRegularPod(let ip, _): ip
         }
     }
 }
@@ -128,6 +146,11 @@ extension HostState {
                 // An owner without any address (its pod netns is gone) keeps its claim.
                 return holdsAnAddress(c) ? [.nobody] : [vlanHolder]
             }
+        case .fromRegularPod(let ip, _):
+            // No VLAN to answer for it: whoever routes the address (read whenever the scope has
+            // such a rule, see needsRoutes).
+            let h = routes == nil ? [] : ipHolders(ip)
+            return h.isEmpty ? [.nobody] : h
         case .toPod(let ip):
             var out = routes == nil ? [] : ipHolders(ip)
             // A standard pod whose veth is gone still claims its 512 rule through its 1536 rule.
@@ -166,6 +189,7 @@ public struct TeardownScope: Hashable, Sendable {
         case .strictIIF(let link, let vlan): vlan == vlanID || hostVeths.contains(link)
         case .toPod(let ip): ip == podIP
         case .fromPod(let ip, let vlan): ip == podIP || vlan == vlanID
+        case .fromRegularPod(let ip, _): ip == podIP
         }
     }
 
@@ -220,6 +244,9 @@ public enum TeardownPlanner {
     /// reads no routes.
     public static func needsRoutes(_ scope: TeardownScope, owner: String, state: HostState) -> Bool {
         let ips = scope.addresses(state.rules)
+        // A regular pod's rules have no VLAN whose owner answers for them: only the routes tell
+        // whether a newer pod uses the address now.
+        if scope.vlanID == nil, let ip = scope.podIP, state.rules.contains(where: { PodRule($0)?.address == ip }) { return true }
         return state.rules.contains { r in
             guard case .fromPod(let ip, let vlan)? = PodRule(r), ips.contains(ip) else { return false }
             switch state.holder(ofLink: Naming.vlanLinkName(vlanID: vlan)) {

@@ -71,10 +71,16 @@ public struct PodNetwork: Codable, Sendable, Hashable {
     public var parentIfIndex: Int32
     public var vpcCIDRs: [String]
     public var externalSNAT: Bool
+    /// A regular pod's ENI (by device number: 0 is the primary, routed through main; another
+    /// one's table is the number + 1). nil for branch pods and from ipamds before regular pods.
+    public var deviceNumber: Int?
+    /// A regular pod's ENI id (logs, `/v1/enis`).
+    public var eniID: String?
 
     public init(branch: Bool, podIPv4: String? = nil, podIPv6: String? = nil, vlanID: UInt16 = 0, branchMAC: String? = nil,
                 branchENIID: String? = nil, subnetCIDR: String? = nil, subnetGatewayV4: String? = nil,
-                parentIfIndex: Int32 = 0, vpcCIDRs: [String] = [], externalSNAT: Bool = false) {
+                parentIfIndex: Int32 = 0, vpcCIDRs: [String] = [], externalSNAT: Bool = false, deviceNumber: Int? = nil, eniID: String? = nil) {
+        self.deviceNumber = deviceNumber; self.eniID = eniID
         self.branch = branch; self.podIPv4 = podIPv4; self.podIPv6 = podIPv6; self.vlanID = vlanID
         self.branchMAC = branchMAC; self.branchENIID = branchENIID; self.subnetCIDR = subnetCIDR
         self.subnetGatewayV4 = subnetGatewayV4; self.parentIfIndex = parentIfIndex; self.vpcCIDRs = vpcCIDRs
@@ -100,6 +106,9 @@ public struct RPCFailure: Codable, Sendable, Hashable, Error, CustomStringConver
         case conflict
         /// ipamd is shutting down: retry against its successor.
         case shuttingDown
+        /// No address for a regular pod within the bound (the pool is refilling, or the node's
+        /// ENIs are full): retry later; the message says which.
+        case noAddressAvailable
         case `internal`
     }
 
@@ -150,6 +159,8 @@ extension PodNetwork {
         o.add("parentIfIndex", Int(parentIfIndex))
         o.add("vpcCIDRs", strings: vpcCIDRs)
         o.add("externalSNAT", externalSNAT)
+        o.add("deviceNumber", deviceNumber)
+        o.add("eniID", eniID)
         return o.text
     }
 }
