@@ -78,6 +78,11 @@ let package = Package(
         .target(name: "IPAMDCore", dependencies: [
             "IPAMDMetrics", "IPAMDProtocol", "Datapath", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ]),
+        // ipamd's regular-pod address pool: sized by the reference's targets through EC2, ADD and
+        // DEL answered from memory; the node side of an ENI behind ENIHost.
+        .target(name: "IPAMDPool", dependencies: [
+            "IPAMPool", "AWSCloud", "EnforcingMode", "NetModel", "IPAMDCore", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
+        ]),
         // The Kubernetes wire types (pods, lists, watch events, status) and the client's errors:
         // pure decoding, no networking, so the fuzzers build it without SwiftNIO.
         .target(name: "KubernetesWire", dependencies: ["SystemIO"]),
@@ -152,7 +157,7 @@ let package = Package(
             "SystemIO", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "UnitTests", dependencies: [
-            "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport", "IPAMPool",
+            "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport", "IPAMPool", "IPAMDPool",
         ]),
         // Against a local test API server (scripts/tests/fake-apiserver.py) over HTTPS on loopback.
         .testTarget(name: "KubernetesTests", dependencies: [

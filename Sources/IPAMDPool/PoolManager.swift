@@ -1,0 +1,325 @@
+import AWSCloud
+import EnforcingMode
+import IPAMDCore
+import IPAMDProtocol
+import IPAMPool
+import Logging
+import NetModel
+
+/// The node side of a secondary ENI: its link, once the kernel shows it, and its route table
+/// (SPEC section 3a). A protocol so the pool's logic tests need neither netlink nor root.
+public protocol ENIHost: Sendable {
+    /// The link with `mac`, waiting for the kernel to show it until `deadline` (nil: not by then).
+    func awaitLink(mac: MACAddress, until deadline: ContinuousClock.Instant) async throws -> String?
+    /// MTU, up, rp_filter, its address, table d+1 and rule 32765 (idempotent).
+    func configure(_ eni: SecondaryENI, mtu: UInt32) throws
+    /// Removes the rule and table routes `configure` made (before the ENI is detached).
+    func unconfigure(_ eni: SecondaryENI) throws
+}
+
+/// What the pool manager is configured with (the reference's variables, SPEC section 3a).
+public struct PoolSettings: Sendable {
+    public var targets: PoolTargets
+    /// `MAX_ENI`: nil leaves the instance type's limit.
+    public var maxENI: Int?
+    /// Pod ENI on and no trunk attached: one interface slot stays free for the trunk.
+    public var reserveTrunkSlot: Bool
+    public var instanceID: String
+    public var instanceType: String
+    /// New ENIs go into the primary ENI's subnet with its security groups.
+    public var primaryENIID: String
+    public var subnetID: String
+    public var subnet: IPPrefix
+    public var securityGroupIDs: [String]
+    public var clusterName: String?
+    public var mtu: UInt32 = 9001
+    public var cooldown: Duration = .seconds(30)
+    /// How often the pool is sized.
+    public var tick: Duration = .seconds(5)
+    /// Addresses and ENIs go back to EC2 at most this often.
+    public var decreaseInterval: Duration = .seconds(30)
+    /// An ENI is not freed in its first minute.
+    public var eniMinimumLife: Duration = .seconds(60)
+    /// How long a new ENI may take to show up as a link.
+    public var attachWait: Duration = .seconds(60)
+
+    public init(targets: PoolTargets, maxENI: Int? = nil, reserveTrunkSlot: Bool, instanceID: String, instanceType: String,
+                primaryENIID: String, subnetID: String, subnet: IPPrefix, securityGroupIDs: [String], clusterName: String? = nil) {
+        self.targets = targets; self.maxENI = maxENI; self.reserveTrunkSlot = reserveTrunkSlot; self.instanceID = instanceID
+        self.instanceType = instanceType; self.primaryENIID = primaryENIID; self.subnetID = subnetID; self.subnet = subnet
+        self.securityGroupIDs = securityGroupIDs; self.clusterName = clusterName
+    }
+}
+
+/// Why an ADD got no address.
+public enum PoolShortage: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Every ENI the instance type allows is attached and full.
+    case full(enis: Int, addresses: Int)
+    /// Still refilling when the bound passed (EC2 slow, throttled, or failing).
+    case refilling(lastError: String?)
+    case shuttingDown
+
+    public var description: String {
+        switch self {
+        case let .full(enis, addresses):
+            "the node's ENIs are full (\(enis) ENIs, \(addresses) pod addresses, all held or cooling down); the instance type allows no more pods"
+        case .refilling(let e): "no free address yet; the pool is being refilled" + (e.map { " (last EC2 error: \($0))" } ?? "")
+        case .shuttingDown: "ipamd is shutting down"
+        }
+    }
+}
+
+/// The regular pods' warm pool (SPEC section 3a): sizes the pool on a 5 s tick by the reference's
+/// targets, grows it through EC2 (addresses on an ENI with room, else a new ENI), hands back
+/// surplus after the cool-down, and answers ADD and DEL from memory. ADD never calls EC2: an
+/// empty pool wakes the sizing loop and the ADD waits for it within its bound.
+public actor PoolManager {
+    public let settings: PoolSettings
+    let ec2: any EC2PoolAPI
+    let host: any ENIHost
+    let logger: Logger
+    public private(set) var pool: AddressPool
+    public private(set) var limits = ENILimits(maxENIs: 1, addressesPerENI: 1)
+    /// Changes of the pool (waiting ADDs look again).
+    let changed = ChangeSignal()
+    /// Wakes the sizing loop early (an ADD found nothing free).
+    let wake = ChangeSignal()
+    var lastDecrease: ContinuousClock.Instant
+    var lastError: String?
+    var closed = false
+    /// ENIs removed from the pool whose detach or delete has not gone through yet.
+    var leaving: [String: String?] = [:]  // ENI id → attachment id (nil once detached)
+    /// ENI MACs by id, for `/v1/enis`.
+    public private(set) var macs: [String: MACAddress] = [:]
+
+    public init(settings: PoolSettings, ec2: any EC2PoolAPI, host: any ENIHost, logger: Logger) {
+        self.settings = settings; self.ec2 = ec2; self.host = host; self.logger = logger
+        pool = AddressPool(cooldown: settings.cooldown)
+        lastDecrease = .now
+    }
+
+    /// The addresses the instance type allows for pods, on every ENI the pool may use.
+    public var capacity: Int {
+        max(limits.maxENIs - (settings.reserveTrunkSlot ? 1 : 0), 1) * limits.podAddressesPerENI(prefixDelegation: settings.targets.prefixDelegation)
+    }
+
+    // MARK: start
+
+    /// Takes the instance type's limits and the ENIs attached now (the trunk and other types
+    /// left out), with their addresses; the checkpoint's holders get theirs back, every other
+    /// address cools down first (it may have been a pod's moments before the restart). Returns
+    /// the holders whose address is no longer on any ENI.
+    public func start(attached: [NetworkInterfaceDescription], subnets: [MACAddress: IPPrefix], restored: [(AddressHolder, IPv4Address)],
+                      now: ContinuousClock.Instant = .now) async throws(CloudError) -> [(AddressHolder, IPv4Address)] {
+        let type = try await ec2.instanceTypeLimits(settings.instanceType)
+        limits = ENILimits(maxENIs: min(type.maxENIs, settings.maxENI ?? type.maxENIs), addressesPerENI: type.ipv4PerENI)
+        for eni in attached where eni.interfaceType == "interface" {
+            guard let device = eni.deviceIndex, let primary = eni.primaryIPv4 else { continue }
+            if let tag = eni.tags["node.k8s.amazonaws.com/no_manage"], tag == "true" { continue }
+            let subnet = subnets[eni.mac] ?? settings.subnet
+            pool.addENI(PoolENI(id: eni.id, deviceNumber: device, primaryIP: primary, subnet: subnet, since: now))
+            macs[eni.id] = eni.mac
+            pool.add(eni.privateIPv4s, to: eni.id, coolUntil: now + settings.cooldown)
+            for p in eni.ipv4Prefixes { pool.add(prefix: p, to: eni.id, coolUntil: now + settings.cooldown) }
+            if device != 0 { await bringUp(eni, subnet: subnet, until: now + .seconds(5)) }
+        }
+        var missing: [(AddressHolder, IPv4Address)] = []
+        for (holder, address) in restored where !pool.restore(holder, address: address) { missing.append((holder, address)) }
+        logger.info("address pool started", metadata: [
+            "enis": "\(pool.enis.count)", "addresses": "\(pool.counts.total)", "restored": "\(restored.count - missing.count)",
+            "max_enis": "\(limits.maxENIs)", "addresses_per_eni": "\(limits.addressesPerENI)", "capacity": "\(capacity)",
+        ])
+        changed.broadcast()
+        return missing
+    }
+
+    func bringUp(_ eni: NetworkInterfaceDescription, subnet: IPPrefix, until deadline: ContinuousClock.Instant) async {
+        guard let device = eni.deviceIndex, let primary = eni.primaryIPv4 else { return }
+        do {
+            guard let link = try await host.awaitLink(mac: eni.mac, until: deadline) else {
+                logger.warning("ENI attached but no link with its MAC yet", metadata: ["eni": "\(eni.id)", "mac": "\(eni.mac)"])
+                return
+            }
+            try host.configure(SecondaryENI(deviceNumber: device, link: link, primaryIP: .v4(primary), subnet: subnet), mtu: settings.mtu)
+        } catch {
+            logger.error("cannot set up the ENI's link", metadata: ["eni": "\(eni.id)", "error": "\(error)"])
+        }
+    }
+
+    // MARK: pods
+
+    /// An address for the sandbox's interface, waiting until `deadline` when none is free.
+    public func assign(_ holder: AddressHolder, until deadline: ContinuousClock.Instant) async -> Result<AddressAssignment, PoolShortage> {
+        while true {
+            if closed { return .failure(.shuttingDown) }
+            if let a = pool.assign(holder, now: .now) {
+                changed.broadcast()
+                return .success(a)
+            }
+            if isFull { return .failure(.full(enis: pool.enis.count, addresses: pool.counts.total)) }
+            if ContinuousClock.now >= deadline { return .failure(.refilling(lastError: lastError)) }
+            wake.broadcast()
+            var first = true
+            // Returns at the next change of the pool (or the deadline); the loop looks again.
+            _ = await changed.wait(until: deadline) {
+                defer { first = false }
+                return !first
+            }
+        }
+    }
+
+    /// Every ENI the instance allows is attached and has all its addresses, and none is free
+    /// or cooling: only a DEL makes room.
+    var isFull: Bool {
+        let c = pool.counts
+        return c.total >= capacity && c.available == 0
+    }
+
+    public func release(_ key: AddressHolder.Key) -> AddressAssignment? {
+        let released = pool.release(key, now: .now)
+        if released != nil { changed.broadcast() }
+        return released
+    }
+
+    public func holding(_ key: AddressHolder.Key) -> AddressAssignment? { pool.holding(key) }
+
+    /// ipamd is stopping: waiting ADDs answer at once.
+    public func shutdown() {
+        closed = true
+        changed.close()
+        wake.close()
+    }
+
+    // MARK: sizing
+
+    /// Sizes the pool every tick, or at once when an ADD found it empty, until cancelled.
+    public func run() async {
+        while !Task.isCancelled && !closed {
+            await reconcile()
+            var first = true
+            _ = await wake.wait(until: .now + settings.tick) {
+                defer { first = false }
+                return !first
+            }
+        }
+    }
+
+    /// One step: grow, or hand back surplus addresses or a surplus ENI, or finish leaving ENIs.
+    public func reconcile(now: ContinuousClock.Instant = .now) async {
+        pool.expireCooldowns(now: now)
+        let t = settings.targets
+        let counts = pool.counts
+        do throws(CloudError) {
+            try await finishLeaving()
+            if PoolPlanner.tooLow(t, counts, limits: limits, maxPods: capacity) {
+                try await grow(PoolPlanner.growth(t, counts, limits: limits), now: now)
+            } else if now - lastDecrease >= settings.decreaseInterval {
+                if PoolPlanner.tooHigh(t, counts) {
+                    try await shrink(PoolPlanner.over(t, counts), now: now)
+                } else if PoolPlanner.surplusENI(t, counts, limits: limits), let eni = pool.removableENI(now: now, minimumLife: settings.eniMinimumLife) {
+                    try await free(eni, now: now)
+                }
+            }
+            lastError = nil
+        } catch {
+            // Throttling, 5xx, limits: the next tick tries again; ADDs keep taking what is free.
+            lastError = error.description
+            logger.warning("address pool: EC2 call failed; trying again next tick", metadata: ["error": "\(error)"])
+        }
+        changed.broadcast()
+    }
+
+    /// Adds `count` addresses: on an ENI with room (lowest device number first), else on a new ENI.
+    func grow(_ count: Int, now: ContinuousClock.Instant) async throws(CloudError) {
+        guard count > 0 else { return }
+        let slots = limits.slotsPerENI
+        for eni in pool.enis.values.sorted(by: { $0.deviceNumber < $1.deviceNumber }) {
+            let held = pool.layout.first { $0.eni.id == eni.id }?.addresses.count ?? 0
+            let room = slots - held
+            guard room > 0 else { continue }
+            let got = try await ec2.assignPrivateIPv4(id: eni.id, count: min(count, room))
+            pool.add(got, to: eni.id)
+            logger.info("address pool grew", metadata: ["eni": "\(eni.id)", "added": "\(got.count)", "total": "\(pool.counts.total)"])
+            return
+        }
+        let attached = pool.enis.count + leaving.count
+        guard PoolPlanner.roomForENI(attached: attached, limits: limits, reserveTrunkSlot: settings.reserveTrunkSlot) else { return }
+        try await attachENI(addresses: min(count, slots), now: now)
+    }
+
+    func attachENI(addresses: Int, now: ContinuousClock.Instant) async throws(CloudError) {
+        var tags = ["node.k8s.amazonaws.com/instance_id": settings.instanceID,
+                    "node.k8s.amazonaws.com/createdAt": Timestamp.rfc3339Now(fractionDigits: 0)]
+        if let cluster = settings.clusterName {
+            tags["cluster.k8s.amazonaws.com/name"] = cluster
+            tags["eks:eni:owner"] = "amazon-vpc-cni"
+        }
+        let eni = try await ec2.createNetworkInterface(ENIRequest(subnetID: settings.subnetID, securityGroupIDs: settings.securityGroupIDs.sorted(),
+                                                                  description: "aws-K8S-\(settings.instanceID)", tags: tags))
+        let used = Set(pool.enis.values.map(\.deviceNumber))
+        let device = (1..<max(limits.maxENIs, 2)).first { !used.contains($0) } ?? pool.enis.count
+        let attachment: String
+        do throws(CloudError) {
+            attachment = try await ec2.attachNetworkInterface(id: eni.id, instanceID: settings.instanceID, deviceIndex: device)
+        } catch {
+            // Not attached: it must not stay behind as an orphan in the subnet.
+            try? await ec2.deleteNetworkInterface(id: eni.id)
+            throw error
+        }
+        try await ec2.setDeleteOnTermination(id: eni.id, attachmentID: attachment)
+        guard let primary = eni.primaryIPv4 else { throw .malformed(url: "", reason: "\(eni.id) has no private address") }
+        pool.addENI(PoolENI(id: eni.id, deviceNumber: device, primaryIP: primary, subnet: settings.subnet, since: now))
+        macs[eni.id] = eni.mac
+        logger.info("attached an ENI", metadata: ["eni": "\(eni.id)", "device_index": "\(device)", "mac": "\(eni.mac)"])
+        var described = eni
+        described.deviceIndex = device
+        await bringUp(described, subnet: settings.subnet, until: .now + settings.attachWait)
+        if addresses > 0 {
+            let got = try await ec2.assignPrivateIPv4(id: eni.id, count: addresses)
+            pool.add(got, to: eni.id)
+        }
+    }
+
+    /// Hands `count` free addresses back (never one still cooling down, never one a pod holds).
+    func shrink(_ count: Int, now: ContinuousClock.Instant) async throws(CloudError) {
+        for (eniID, addresses) in pool.surplus(count) {
+            // Out of the pool first, so no ADD takes one while EC2 is asked.
+            let taken = pool.remove(addresses)
+            do throws(CloudError) { try await ec2.unassignPrivateIPv4(id: eniID, taken) } catch {
+                pool.add(taken, to: eniID)
+                throw error
+            }
+            logger.info("address pool shrank", metadata: ["eni": "\(eniID)", "returned": "\(taken.count)", "total": "\(pool.counts.total)"])
+        }
+        lastDecrease = now
+    }
+
+    /// Detaches and deletes an ENI nobody uses (its link's table first).
+    func free(_ eni: PoolENI, now: ContinuousClock.Instant) async throws(CloudError) {
+        guard pool.removeENI(eni.id) else { return }
+        lastDecrease = now
+        let described = try await ec2.networkInterfaces(ids: [eni.id]).first
+        if let mac = described?.mac {
+            // The link goes with the detach; its rule and table would not.
+            if let link = try? await host.awaitLink(mac: mac, until: .now) {
+                try? host.unconfigure(SecondaryENI(deviceNumber: eni.deviceNumber, link: link, primaryIP: .v4(eni.primaryIP), subnet: eni.subnet))
+            }
+        }
+        macs[eni.id] = nil
+        leaving[eni.id] = described?.attachmentID
+        logger.info("freeing a surplus ENI", metadata: ["eni": "\(eni.id)", "device_index": "\(eni.deviceNumber)"])
+        try await finishLeaving()
+    }
+
+    /// Detach, then delete (EC2 refuses the delete until the detach has finished: next tick).
+    func finishLeaving() async throws(CloudError) {
+        for (id, attachment) in leaving {
+            if let attachment {
+                try await ec2.detachNetworkInterface(attachmentID: attachment)
+                leaving[id] = .some(nil)
+            }
+            try await ec2.deleteNetworkInterface(id: id)
+            leaving[id] = nil
+        }
+    }
+}
