@@ -76,12 +76,13 @@ let package = Package(
         ]),
         // ipamd: config, pod-ENI sources, RPC and debug servers.
         .target(name: "IPAMDCore", dependencies: [
-            "IPAMDMetrics", "IPAMDProtocol", "Datapath", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            "IPAMDMetrics", "IPAMDProtocol", "Datapath", "SystemIO", "NetModel", "Netlink", "NodeSetup", "EnforcingMode", "IPAMPool",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // ipamd's regular-pod address pool: sized by the reference's targets through EC2, ADD and
         // DEL answered from memory; the node side of an ENI behind ENIHost.
         .target(name: "IPAMDPool", dependencies: [
-            "IPAMPool", "AWSCloud", "EnforcingMode", "NetModel", "IPAMDCore", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
+            "IPAMPool", "AWSCloud", "EnforcingMode", "NetModel", "IPAMDCore", "IPAMDMetrics", "IPAMDProtocol", .product(name: "Logging", package: "swift-log"),
         ]),
         // The Kubernetes wire types (pods, lists, watch events, status) and the client's errors:
         // pure decoding, no networking, so the fuzzers build it without SwiftNIO.
@@ -124,7 +125,8 @@ let package = Package(
         // VPC CIDR refresh. Logic behind AWSCloud's protocols.
         .target(name: "IPAMDCloud", dependencies: [
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            "IPAMDMetrics", "AWSCloud", "IPAMDCore", "NodeSetup", "Netlink", "NetModel", "SystemIO", .product(name: "Logging", package: "swift-log"),
+            "IPAMDMetrics", "AWSCloud", "IPAMDCore", "IPAMDPool", "Datapath", "EnforcingMode", "NodeSetup", "Netlink", "NetModel", "SystemIO",
+            .product(name: "Logging", package: "swift-log"),
         ]),
         // ipamd's Kubernetes pod-ENI source: the watch feeding IPAMDCore's pod cache, node signalling.
         .target(name: "IPAMDKubernetes", dependencies: [
@@ -147,7 +149,7 @@ let package = Package(
             "IPAMDCore", "IPAMDServer", "IPAMDMetrics", .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
-            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "IPAMDPool", "IPAMPool", "AWSCloud", "IPAMDKubernetes", "NodeSetup", "Netlink", "Datapath", "EnforcingMode", .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: [.unsafeFlags(["-Xlinker", "--no-export-dynamic"])]),
         // Shared by the test targets only: the in-memory kernel, the in-process ipamd, throwaway
         // network namespaces, node snapshots, the model-based sequence runner.

@@ -91,8 +91,9 @@ public struct IMDSClient: InstanceMetadataProvider {
         for mac in try await macs() {
             interfaces.append(try await interface(mac: mac))
         }
+        let instanceType = try await getIfPresent("instance-type") ?? ""
         return InstanceMetadata(instanceID: instanceID, region: region, availabilityZone: zone, primaryMAC: primaryMAC,
-                                primaryIPv4: primaryIPv4, interfaces: interfaces)
+                                primaryIPv4: primaryIPv4, interfaces: interfaces, instanceType: instanceType)
     }
 
     /// Every MAC under `network/interfaces/macs/` (each listed as "<mac>/").
@@ -123,8 +124,10 @@ public struct IMDSClient: InstanceMetadataProvider {
             guard let ip = IPv4Address(t) else { throw malformed(base + "local-ipv4s", t, "an IPv4 address") }
             return ip
         }
+        let groups = try await getIfPresent(base + "security-group-ids").map { $0.split(separator: "\n").map(String.init) } ?? []
         return InterfaceMetadata(mac: mac, deviceNumber: deviceNumber, networkCard: networkCard, interfaceID: interfaceID,
-                                 subnetID: subnetID, subnetCIDR: subnetCIDR, vpcID: vpcID, vpcCIDRs: cidrs, localIPv4s: ips)
+                                 subnetID: subnetID, subnetCIDR: subnetCIDR, vpcID: vpcID, vpcCIDRs: cidrs, localIPv4s: ips,
+                                 securityGroupIDs: groups)
     }
 
     public func vpcCIDRs(mac: MACAddress) async throws(CloudError) -> [IPPrefix] {

@@ -15,11 +15,14 @@ public struct InterfaceMetadata: Sendable, Hashable {
     public var vpcID: String
     public var vpcCIDRs: [IPPrefix]
     public var localIPv4s: [IPv4Address]
+    /// `security-group-ids`: new ENIs of the pool get the primary ENI's.
+    public var securityGroupIDs: [String]
 
     public init(mac: MACAddress, deviceNumber: Int, networkCard: Int? = nil, interfaceID: String, subnetID: String,
-                subnetCIDR: IPPrefix, vpcID: String, vpcCIDRs: [IPPrefix], localIPv4s: [IPv4Address]) {
+                subnetCIDR: IPPrefix, vpcID: String, vpcCIDRs: [IPPrefix], localIPv4s: [IPv4Address], securityGroupIDs: [String] = []) {
         self.mac = mac; self.deviceNumber = deviceNumber; self.networkCard = networkCard; self.interfaceID = interfaceID
         self.subnetID = subnetID; self.subnetCIDR = subnetCIDR; self.vpcID = vpcID; self.vpcCIDRs = vpcCIDRs; self.localIPv4s = localIPv4s
+        self.securityGroupIDs = securityGroupIDs
     }
 }
 
@@ -32,11 +35,13 @@ public struct InstanceMetadata: Sendable, Hashable {
     public var primaryIPv4: IPv4Address
     /// Every MAC under `network/interfaces/macs/`, the primary among them.
     public var interfaces: [InterfaceMetadata]
+    /// `instance-type` (the pool's limits come from DescribeInstanceTypes for it).
+    public var instanceType: String
 
     public init(instanceID: String, region: String, availabilityZone: String, primaryMAC: MACAddress, primaryIPv4: IPv4Address,
-                interfaces: [InterfaceMetadata]) {
+                interfaces: [InterfaceMetadata], instanceType: String = "") {
         self.instanceID = instanceID; self.region = region; self.availabilityZone = availabilityZone
-        self.primaryMAC = primaryMAC; self.primaryIPv4 = primaryIPv4; self.interfaces = interfaces
+        self.primaryMAC = primaryMAC; self.primaryIPv4 = primaryIPv4; self.interfaces = interfaces; self.instanceType = instanceType
     }
 
     public var primary: InterfaceMetadata? { interfaces.first { $0.mac == primaryMAC } }

@@ -36,19 +36,34 @@ public struct SecondaryENI: Hashable, Sendable {
 }
 
 public enum ENITablePlanner {
-    /// Table d+1 of a secondary ENI (its gateway on the link, the default route via it) and the
-    /// rule that sends what leaves from the ENI's own address through it. nil: no table for this
-    /// device number (the primary ENI, or one beyond the tables below the VLAN tables).
+    /// A secondary ENI brought into use: loose reverse-path filtering (its replies may arrive on
+    /// another interface than the one the kernel would route them out of), its own address as a
+    /// /32 (a subnet prefix would add the ENI's subnet to main), table d+1 (its gateway on the
+    /// link, the default route via it) and the rule that sends what leaves from the ENI's own
+    /// address through it. nil: no table for this device number (the primary ENI, or one beyond
+    /// the tables below the VLAN tables).
     public static func setup(_ eni: SecondaryENI) -> [PlanStep]? {
         guard let table = Naming.eniRouteTable(deviceNumber: eni.deviceNumber),
               let gateway = Naming.subnetGatewayV4(subnet: eni.subnet) else { return nil }
         let family = eni.primaryIP.family
         let anywhere = Naming.defaultDestination(family)
         return [
+            .sysctl(.host, key: "net/ipv4/conf/\(eni.link)/rp_filter", value: "2"),
             .linkUp(.host, eni.link),
+            .address(.host, link: eni.link, IPPrefix(host: eni.primaryIP)),
             .route(.host, PlannedRoute(destination: IPPrefix(host: gateway), device: eni.link, table: table, scope: .link)),
             .route(.host, PlannedRoute(destination: anywhere, gateway: gateway, device: eni.link, table: table)),
-            .rule(Rule(family: family, priority: Priority.eniPrimaryAddress, table: table, source: IPPrefix(host: eni.primaryIP))),
+            .rule(rule(eni, table: table)),
         ]
+    }
+
+    /// Before the ENI is detached: its rule (the table's routes go with the link).
+    public static func teardown(_ eni: SecondaryENI) -> [PlanStep] {
+        guard let table = Naming.eniRouteTable(deviceNumber: eni.deviceNumber) else { return [] }
+        return [.deleteRule(rule(eni, table: table))]
+    }
+
+    static func rule(_ eni: SecondaryENI, table: UInt32) -> Rule {
+        Rule(family: eni.primaryIP.family, priority: Priority.eniPrimaryAddress, table: table, source: IPPrefix(host: eni.primaryIP))
     }
 }

@@ -20,6 +20,9 @@ public struct DiscoveredNode: Sendable, Equatable {
     /// The ENIs EC2 listed at start (the trunk among them if attached): a link that appears later
     /// with one of these MACs is not the trunk arriving.
     public var knownENIMACs: Set<MACAddress>
+    /// EC2's list of the instance's ENIs when discovery asked for it (the pool starts from it
+    /// instead of asking again).
+    public var enis: [NetworkInterfaceDescription]? = nil
 }
 
 /// Why discovery could not give ipamd what it needs to serve. ipamd does not serve without it:
@@ -90,6 +93,7 @@ public struct NodeDiscovery: Sendable {
                 throw .ec2(error)
             }
             node.knownENIMACs = Set(enis.map(\.mac))
+            node.enis = enis
             node.attachedTrunk = enis.first(where: \.isTrunk)?.mac
         }
         logger.info("discovered the node", metadata: [

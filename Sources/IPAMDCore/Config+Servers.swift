@@ -36,13 +36,8 @@ public struct ServerSettings: Sendable, Hashable {
     public var introspection: BindAddress? = .tcp(host: "127.0.0.1", port: 61679)
     /// METRICS_BIND_ADDRESS; nil when DISABLE_METRICS=true.
     public var metrics: BindAddress? = .tcp(host: "", port: 61678)
-    /// WARM_IP_TARGET, WARM_ENI_TARGET: read and reported as the reference does; the regular-pod
-    /// pool that uses them is not built yet.
-    public var warmIPTarget = 0
-    public var warmENITarget = 1
-    /// Reported as the reference reports them; this build has no custom networking, manages no
-    /// ENIs on unschedulable nodes and discovers no subnets, so they only echo the setting.
-    public var customNetworkConfig = false
+    /// Reported as the reference reports them; this build manages no ENIs on unschedulable nodes
+    /// and discovers no subnets, so they only echo the setting.
     public var manageENIsOnNonSchedulable = false
     public var subnetDiscovery = true
     /// AWS_VPC_CNI_NODE_PORT_SUPPORT and AWS_EXTERNAL_SERVICE_CIDRS, echoed for
@@ -62,12 +57,6 @@ public struct ServerSettings: Sendable, Hashable {
         if let i = s.introspection, i == s.metrics {
             r.fail("METRICS_BIND_ADDRESS", "\(i) is INTROSPECTION_BIND_ADDRESS too; accepted values: another address, or DISABLE_METRICS=true")
         }
-        func count(_ k: String, default d: Int) -> Int {
-            r.read(k, default: d, accepted: "a whole number from 0") { Int($0).flatMap { $0 >= 0 ? $0 : nil } }
-        }
-        s.warmIPTarget = count("WARM_IP_TARGET", default: 0)
-        s.warmENITarget = count("WARM_ENI_TARGET", default: 1)
-        s.customNetworkConfig = r.bool("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", default: false)
         s.manageENIsOnNonSchedulable = r.bool("AWS_MANAGE_ENIS_NON_SCHEDULABLE", default: false)
         s.subnetDiscovery = r.bool("ENABLE_SUBNET_DISCOVERY", default: true)
         s.nodePortSupport = r.bool("AWS_VPC_CNI_NODE_PORT_SUPPORT", default: true)

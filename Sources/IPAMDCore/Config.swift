@@ -145,6 +145,8 @@ public struct IPAMDConfig: Sendable, Hashable {
     public var conflist: ConflistSettings
     /// Introspection and metrics endpoints (Config+Servers.swift).
     public var servers = ServerSettings()
+    /// The regular pods' warm pool (Config+Pool.swift).
+    public var pool = PoolConfig()
 
     public init(podENISource: PodENISourceKind, trunk: TrunkSpec?, vpcCIDRs: [IPPrefix]) {
         self.podENISource = podENISource; self.trunk = trunk; self.vpcCIDRs = vpcCIDRs
@@ -188,6 +190,7 @@ public struct IPAMDConfig: Sendable, Hashable {
         c.readPluginInstall(&r)
         c.cloud = CloudSettings.read(&r)
         c.servers = ServerSettings.read(&r)
+        c.pool = PoolConfig.read(&r)
         if case .kubernetes(var k) = c.podENISource {
             k.enablePodENI = c.node.enablePodENI
             c.podENISource = .kubernetes(k)

@@ -84,6 +84,9 @@ public final class PodCache: PodENISource, Sendable {
     /// reaches the next ipamd, while one left waiting would see its connection close unanswered.
     public func shutdown() { changed.close() }
 
+    /// The watch lists every pod of the node.
+    public var listsRegularPods: Bool { true }
+
     public func waitUntilSynced(timeout: Duration) async -> Bool {
         await changed.wait(until: .now + timeout) { isSynced } == .ready
     }

@@ -37,6 +37,9 @@ public protocol PodENISource: Sendable {
     /// Waits up to `timeout` for the source to know every pod of the node (a watch's first
     /// list); true once it does. What a source lists is complete at once by default.
     func waitUntilSynced(timeout: Duration) async -> Bool
+    /// Whether the source knows the node's regular pods too (the pod watch), so a regular pod
+    /// it does not list is gone; a list of branch pods only (the file) cannot say.
+    var listsRegularPods: Bool { get }
 }
 
 extension PodENISource {
@@ -46,4 +49,5 @@ extension PodENISource {
     public func rebuildCandidates() -> [PodView] { podViews() }
     public func shutdown() {}
     public func waitUntilSynced(timeout: Duration) async -> Bool { true }
+    public var listsRegularPods: Bool { false }
 }

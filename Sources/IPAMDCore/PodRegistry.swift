@@ -23,12 +23,18 @@ public struct ServedPod: Codable, Sendable, Hashable {
     /// The pod's network namespace as the runtime passed it (for `ipamd explain`); nil in
     /// checkpoints written before it was recorded.
     public var netns: String?
+    /// A regular pod's CNI network name (its address's holder key with container id and ifName).
+    public var networkName: String?
+    /// A regular pod's ENI device number (0: the primary ENI).
+    public var deviceNumber: Int?
 
     public init(namespace: String, name: String, podUID: String, containerID: String, ifName: String, branch: Bool,
-                vlanID: UInt16, eniID: String, ipv4: String?, mac: String, servedAt: String, mode: String? = nil, netns: String? = nil) {
+                vlanID: UInt16, eniID: String, ipv4: String?, mac: String, servedAt: String, mode: String? = nil, netns: String? = nil,
+                networkName: String? = nil, deviceNumber: Int? = nil) {
         self.namespace = namespace; self.name = name; self.podUID = podUID; self.containerID = containerID
         self.ifName = ifName; self.branch = branch; self.vlanID = vlanID; self.eniID = eniID; self.ipv4 = ipv4
         self.mac = mac; self.servedAt = servedAt; self.mode = mode; self.netns = netns
+        self.networkName = networkName; self.deviceNumber = deviceNumber
     }
 
     /// Like PodRequest.key: "namespace/name", or the container id for runtimes without pod identity.
@@ -38,8 +44,9 @@ public struct ServedPod: Codable, Sendable, Hashable {
         PodRequest(podName: name, podNamespace: namespace, podUID: podUID, containerID: containerID, ifName: ifName)
     }
 
-    /// Whether this pod and `other` need the same VLAN or the same address.
-    func overlaps(vlanID v: UInt16, ipv4 ip: String?) -> Bool { vlanID == v || (ip != nil && ipv4 == ip) }
+    /// Whether this pod and `other` need the same VLAN or the same address (regular pods have
+    /// no VLAN: VLAN 0 is nobody's).
+    func overlaps(vlanID v: UInt16, ipv4 ip: String?) -> Bool { (v != 0 && vlanID == v) || (ip != nil && ipv4 == ip) }
 }
 
 /// Where the served pods survive a restart (the checkpoint). A protocol so tests keep it in memory.

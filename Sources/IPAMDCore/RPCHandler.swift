@@ -1,5 +1,6 @@
 import IPAMDMetrics
 import IPAMDProtocol
+import IPAMPool
 import Logging
 import NetModel
 
@@ -13,6 +14,8 @@ public final class RPCHandler: Sendable {
     public let facts: NodeFacts
     let metrics: IPAMDMetrics
     let offload: Offload
+    /// The regular pods' addresses; nil without the cloud (regular pods are refused then).
+    let pool: (any AddressPoolService)?
     let logger: Logger
 
     /// Runs the blocking part of an answer (the checkpoint's fsync, netlink) where it blocks no
@@ -21,9 +24,10 @@ public final class RPCHandler: Sendable {
     public typealias Offload = @Sendable (_ work: @escaping @Sendable () -> RPCReply) async -> RPCReply
 
     public init(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry,
-                facts: NodeFacts? = nil, metrics: IPAMDMetrics = .system, offload: @escaping Offload = { $0() }, logger: Logger) {
+                facts: NodeFacts? = nil, metrics: IPAMDMetrics = .system, offload: @escaping Offload = { $0() },
+                pool: (any AddressPoolService)? = nil, logger: Logger) {
         self.config = config; self.source = source; self.trunk = trunk; self.registry = registry; self.logger = logger
-        self.metrics = metrics; self.offload = offload
+        self.metrics = metrics; self.offload = offload; self.pool = pool
         self.facts = facts ?? NodeFacts(vpcCIDRs: config.vpcCIDRs)
     }
 
@@ -51,6 +55,10 @@ public final class RPCHandler: Sendable {
     }
 
     func waitThenRespond(_ request: RPCRequest) async -> RPCReply {
+        if let pool, let pod = request.pod, !pod.containerID.isEmpty {
+            if request.method == .addNetwork, await isRegular(pod) { return await addRegular(pod, pool: pool) }
+            if request.method == .delNetwork { return await delRegular(pod, pool: pool, request) }
+        }
         if request.method == .addNetwork, config.enablePodENI, let pod = request.pod, !pod.podName.isEmpty {
             let bound = Duration.seconds(config.podENIWaitTimeout)
             let outcome = await metrics.inProgress("waitForPodDetails") { await source.awaitDetails(for: pod, until: .now + bound) }
@@ -68,6 +76,78 @@ public final class RPCHandler: Sendable {
     public func shutdown() {
         source.shutdown()
         trunk.shutdown()
+        if let pool { Task { await pool.shutdown() } }
+    }
+
+    // MARK: regular pods
+
+    /// Whether the pod gets a pool address: pod ENI off, or a pod (or, without a pod identity, a
+    /// container) the source has no branch details for. With pod ENI on, the pod's details are
+    /// awaited first: whether it is a branch pod is the source's to say.
+    func isRegular(_ pod: PodRequest) async -> Bool {
+        guard config.enablePodENI else { return true }
+        let outcome = await metrics.inProgress("waitForPodDetails") {
+            await source.awaitDetails(for: pod, until: .now + .seconds(config.podENIWaitTimeout))
+        }
+        if outcome == .closed { return false }
+        // A pod the source has no branch details for is a regular pod, as in the reference.
+        switch source.lookup(pod) {
+        case .regular, .notFound: return true
+        case .branch, .invalid, .pending, .uidMismatch, .shuttingDown: return false
+        }
+    }
+
+    static func holder(_ pod: PodRequest) -> AddressHolder {
+        AddressHolder(networkName: pod.networkName, containerID: pod.containerID, ifName: pod.ifName, namespace: pod.podNamespace, name: pod.podName)
+    }
+
+    func addRegular(_ pod: PodRequest, pool: any AddressPoolService) async -> RPCReply {
+        metrics.addIPRequest()
+        let got = await metrics.inProgress("waitForAddress") { await pool.assign(Self.holder(pod), until: .now + config.pool.addressWait) }
+        switch got {
+        case .failure(.shuttingDown):
+            return Self.shuttingDown
+        case .failure(let shortage):
+            metrics.noAvailableIP()
+            logger.warning("no address for a regular pod", metadata: ["pod": "\(pod.key)", "reason": "\(shortage)"])
+            return RPCReply(error: RPCFailure(.noAddressAvailable, "no address for \(pod.key): \(shortage)"))
+        case .success(let a):
+            let served = ServedPod(namespace: pod.podNamespace, name: pod.podName, podUID: pod.podUID, containerID: pod.containerID,
+                                   ifName: pod.ifName, branch: false, vlanID: 0, eniID: a.eniID, ipv4: a.address.description, mac: "",
+                                   servedAt: Clock.rfc3339Now(), netns: pod.netns.isEmpty ? nil : pod.netns, networkName: pod.networkName,
+                                   deviceNumber: a.deviceNumber)
+            let reply = await offload {
+                if let refusal = self.claim(served) { return RPCReply(error: refusal) }
+                return RPCReply(network: self.network(served))
+            }
+            if reply.success {
+                logger.info("served regular pod", metadata: ["pod": "\(pod.key)", "ip": "\(a.address)", "eni": "\(a.eniID)", "device_number": "\(a.deviceNumber)"])
+            } else {
+                // Not recorded: the address goes back (into its cool-down).
+                _ = await pool.release(Self.holder(pod).key)
+            }
+            return reply
+        }
+    }
+
+    /// DEL: the checkpoint entry first (as for branch pods), then the sandbox's address into its
+    /// cool-down, whatever the checkpoint said (a write that failed must not leak the address).
+    func delRegular(_ pod: PodRequest, pool: any AddressPoolService, _ request: RPCRequest) async -> RPCReply {
+        let reply = await offload { self.respond(request) }
+        if let released = await pool.release(Self.holder(pod).key) {
+            metrics.delIPRequest(reason: "PodDeleted")
+            logger.info("released regular pod", metadata: ["pod": "\(pod.key)", "ip": "\(released.address)", "eni": "\(released.eniID)"])
+            if !reply.success {
+                return RPCReply(network: PodNetwork(branch: false, podIPv4: released.address.description, vpcCIDRs: facts.vpcCIDRs.map(\.description),
+                                                    externalSNAT: config.externalSNAT, deviceNumber: released.deviceNumber, eniID: released.eniID))
+            }
+        }
+        return reply
+    }
+
+    func network(_ s: ServedPod) -> PodNetwork {
+        PodNetwork(branch: false, podIPv4: s.ipv4, vpcCIDRs: facts.vpcCIDRs.map(\.description), externalSNAT: config.externalSNAT,
+                   deviceNumber: s.deviceNumber ?? 0, eniID: s.eniID)
     }
 
     public static let shuttingDown = RPCReply(error: RPCFailure(.shuttingDown, "ipamd is shutting down; retry once it is back"))
@@ -93,6 +173,10 @@ public final class RPCHandler: Sendable {
         // look pods up, so pods built before the switch can be checked and torn down.
         if record && !config.enablePodENI {
             return RPCReply(error: RPCFailure(.podNotFound, "security groups for pods are off on this node (ENABLE_POD_ENI=false): no branch interface for \(pod.key)"))
+        }
+        // A regular pod this ipamd served (CHECK asks with GetNetwork).
+        if !record, let s = registry.get(key: pod.key), !s.branch, pod.containerID.isEmpty || s.containerID == pod.containerID {
+            return RPCReply(network: network(s))
         }
         switch source.lookup(pod) {
         case .regular:
@@ -220,6 +304,8 @@ public final class RPCHandler: Sendable {
             removed = nil
         }
         switch removed {
+        case let (s, true)? where !s.branch:
+            return RPCReply(network: network(s))
         case let (s, true)?:
             logger.info("released branch pod", metadata: ["pod": "\(pod.key)", "vlan": "\(s.vlanID)"])
             return RPCReply(network: PodNetwork(branch: true, podIPv4: s.ipv4, vlanID: s.vlanID, branchMAC: s.mac, branchENIID: s.eniID,

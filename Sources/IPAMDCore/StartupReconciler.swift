@@ -60,9 +60,11 @@ public struct StartupReconciler {
 
         if rebuild && report.sourceSynced { report.rebuilt = self.rebuild(vlanOwners: vlanOwners) }
 
-        // The entry of a pod whose VLAN link is gone or re-tagged: its DEL ran without ipamd.
+        // The entry of a pod whose VLAN link (a regular pod: its host veth) is gone or re-tagged:
+        // its DEL ran without ipamd.
+        let vethOwners = Set(state.links.values.filter { $0.kind == "veth" && !$0.alias.isEmpty }.map(\.alias))
         do {
-            report.alreadyTornDown = try registry.prune { vlanOwners[$0.vlanID] == $0.containerID }.map(\.key)
+            report.alreadyTornDown = try registry.prune { p in p.branch ? vlanOwners[p.vlanID] == p.containerID : vethOwners.contains(p.containerID) }.map(\.key)
         } catch {
             logger.error("cannot update the checkpoint", metadata: ["error": "\(error)"])
         }
@@ -94,9 +96,18 @@ public struct StartupReconciler {
     }
 
     /// Still running with the same branch interface, as the source says; a pod the source cannot
-    /// answer for yet (details pending) counts as running.
+    /// answer for yet (details pending) counts as running. A regular pod: still in the source
+    /// without branch details; a source that lists only branch pods (the file) cannot say, and
+    /// its host veth (checked before) is what tells.
     func isLive(_ p: ServedPod) -> Bool {
-        switch source.lookup(p.podRequest) {
+        if !p.branch {
+            guard source.listsRegularPods else { return true }
+            switch source.lookup(p.podRequest) {
+            case .regular, .pending: return true
+            case .branch, .invalid, .notFound, .uidMismatch, .shuttingDown: return false
+            }
+        }
+        return switch source.lookup(p.podRequest) {
         case .branch(let e): e.vlanID == p.vlanID && e.ipv4?.description == p.ipv4
         case .pending: true
         case .invalid, .notFound, .regular, .uidMismatch, .shuttingDown: false

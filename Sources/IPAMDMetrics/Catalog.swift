@@ -39,6 +39,15 @@ public enum MetricName: String, Sendable, CaseIterable {
     case nodeSetupRepairs = "awscni_node_setup_repairs_total"
     case leakedObjectsRemoved = "awscni_leaked_objects_removed_total"
     case checkpointWrites = "awscni_checkpoint_writes_total"
+    case totalIPs = "awscni_total_ip_addresses"
+    case assignedIPs = "awscni_assigned_ip_addresses"
+    case enisAllocated = "awscni_eni_allocated"
+    case eniMax = "awscni_eni_max"
+    case ipMax = "awscni_ip_max"
+    case addIPRequests = "awscni_add_ip_req_count"
+    case delIPRequests = "awscni_del_ip_req_count"
+    case noAvailableIPs = "awscni_no_available_ip_addresses"
+    case assignedPerENI = "awscni_assigned_ip_per_eni"
 }
 
 public enum MetricsCatalog {
@@ -81,6 +90,15 @@ public enum MetricsCatalog {
               "Links, rules and routes of pods that are gone, removed at start-up reconciliation"),
         .init(MetricName.checkpointWrites.rawValue, .counter, ["result"], reference: false,
               "Checkpoint file writes, by result (ok, error)"),
+        .init(MetricName.totalIPs.rawValue, .gauge, [], reference: true, "Pod addresses the node's ENIs hold (regular pods' pool)"),
+        .init(MetricName.assignedIPs.rawValue, .gauge, [], reference: true, "Pool addresses held by regular pods"),
+        .init(MetricName.enisAllocated.rawValue, .gauge, [], reference: true, "ENIs the pool uses (the primary included, the trunk not)"),
+        .init(MetricName.eniMax.rawValue, .gauge, [], reference: true, "ENIs the instance type allows (MAX_ENI applied)"),
+        .init(MetricName.ipMax.rawValue, .gauge, [], reference: true, "Pod addresses the instance type allows on the ENIs the pool may use"),
+        .init(MetricName.addIPRequests.rawValue, .counter, [], reference: true, "AddNetwork requests for regular pods"),
+        .init(MetricName.delIPRequests.rawValue, .counter, ["reason"], reference: true, "DelNetwork requests for regular pods, by reason (PodDeleted)"),
+        .init(MetricName.noAvailableIPs.rawValue, .counter, [], reference: true, "Regular-pod AddNetworks answered without an address"),
+        .init(MetricName.assignedPerENI.rawValue, .gauge, ["eni"], reference: true, "Pool addresses held by pods, per ENI"),
     ]
 
     public static func definition(_ name: String) -> MetricDefinition? { all.first { $0.name == name } }

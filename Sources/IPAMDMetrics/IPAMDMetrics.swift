@@ -70,6 +70,22 @@ public struct IPAMDMetrics: Sendable {
     public func nodeSetupRepaired() { count(.nodeSetupRepairs) }
     public func leakedObjectsRemoved(_ n: Int) { if n > 0 { count(.leakedObjectsRemoved, by: n) } }
     public func checkpointWritten(ok: Bool) { count(.checkpointWrites, [("result", ok ? "ok" : "error")]) }
+
+    // MARK: the regular pods' pool (the reference's names)
+
+    public func addIPRequest() { count(.addIPRequests) }
+    public func delIPRequest(reason: String) { count(.delIPRequests, [("reason", reason)]) }
+    public func noAvailableIP() { count(.noAvailableIPs) }
+
+    /// The pool as it is now; `perENI`: addresses held per ENI id.
+    public func pool(total: Int, assigned: Int, enis: Int, maxENIs: Int, maxIPs: Int, perENI: [String: Int]) {
+        Gauge(label: MetricName.totalIPs.rawValue, factory: factory).record(total)
+        Gauge(label: MetricName.assignedIPs.rawValue, factory: factory).record(assigned)
+        Gauge(label: MetricName.enisAllocated.rawValue, factory: factory).record(enis)
+        Gauge(label: MetricName.eniMax.rawValue, factory: factory).record(maxENIs)
+        Gauge(label: MetricName.ipMax.rawValue, factory: factory).record(maxIPs)
+        for (eni, n) in perENI { Gauge(label: MetricName.assignedPerENI.rawValue, dimensions: [("eni", eni)], factory: factory).record(n) }
+    }
 }
 
 /// Timers by two dimension values, made once each.

@@ -1,6 +1,7 @@
 import AWSCloud
 import EnforcingMode
 import IPAMDCore
+import IPAMDMetrics
 import IPAMDProtocol
 import IPAMPool
 import Logging
@@ -51,33 +52,18 @@ public struct PoolSettings: Sendable {
     }
 }
 
-/// Why an ADD got no address.
-public enum PoolShortage: Error, Sendable, Equatable, CustomStringConvertible {
-    /// Every ENI the instance type allows is attached and full.
-    case full(enis: Int, addresses: Int)
-    /// Still refilling when the bound passed (EC2 slow, throttled, or failing).
-    case refilling(lastError: String?)
-    case shuttingDown
-
-    public var description: String {
-        switch self {
-        case let .full(enis, addresses):
-            "the node's ENIs are full (\(enis) ENIs, \(addresses) pod addresses, all held or cooling down); the instance type allows no more pods"
-        case .refilling(let e): "no free address yet; the pool is being refilled" + (e.map { " (last EC2 error: \($0))" } ?? "")
-        case .shuttingDown: "ipamd is shutting down"
-        }
-    }
-}
-
 /// The regular pods' warm pool (SPEC section 3a): sizes the pool on a 5 s tick by the reference's
 /// targets, grows it through EC2 (addresses on an ENI with room, else a new ENI), hands back
 /// surplus after the cool-down, and answers ADD and DEL from memory. ADD never calls EC2: an
 /// empty pool wakes the sizing loop and the ADD waits for it within its bound.
-public actor PoolManager {
+public actor PoolManager: AddressPoolService {
     public let settings: PoolSettings
     let ec2: any EC2PoolAPI
     let host: any ENIHost
     let logger: Logger
+    let metrics: IPAMDMetrics
+    /// What `/v1/enis` shows, published after every change.
+    public nonisolated let board: PoolSnapshotBoard
     public private(set) var pool: AddressPool
     public private(set) var limits = ENILimits(maxENIs: 1, addressesPerENI: 1)
     /// Changes of the pool (waiting ADDs look again).
@@ -92,8 +78,9 @@ public actor PoolManager {
     /// ENI MACs by id, for `/v1/enis`.
     public private(set) var macs: [String: MACAddress] = [:]
 
-    public init(settings: PoolSettings, ec2: any EC2PoolAPI, host: any ENIHost, logger: Logger) {
-        self.settings = settings; self.ec2 = ec2; self.host = host; self.logger = logger
+    public init(settings: PoolSettings, ec2: any EC2PoolAPI, host: any ENIHost, metrics: IPAMDMetrics = .system,
+                board: PoolSnapshotBoard = PoolSnapshotBoard(), logger: Logger) {
+        self.settings = settings; self.ec2 = ec2; self.host = host; self.logger = logger; self.metrics = metrics; self.board = board
         pool = AddressPool(cooldown: settings.cooldown)
         lastDecrease = .now
     }
@@ -125,6 +112,7 @@ public actor PoolManager {
         }
         var missing: [(AddressHolder, IPv4Address)] = []
         for (holder, address) in restored where !pool.restore(holder, address: address) { missing.append((holder, address)) }
+        report()
         logger.info("address pool started", metadata: [
             "enis": "\(pool.enis.count)", "addresses": "\(pool.counts.total)", "restored": "\(restored.count - missing.count)",
             "max_enis": "\(limits.maxENIs)", "addresses_per_eni": "\(limits.addressesPerENI)", "capacity": "\(capacity)",
@@ -154,6 +142,7 @@ public actor PoolManager {
             if closed { return .failure(.shuttingDown) }
             if let a = pool.assign(holder, now: .now) {
                 changed.broadcast()
+                report()
                 return .success(a)
             }
             if isFull { return .failure(.full(enis: pool.enis.count, addresses: pool.counts.total)) }
@@ -177,24 +166,28 @@ public actor PoolManager {
 
     public func release(_ key: AddressHolder.Key) -> AddressAssignment? {
         let released = pool.release(key, now: .now)
-        if released != nil { changed.broadcast() }
+        if released != nil {
+            changed.broadcast()
+            report()
+        }
         return released
     }
 
     public func holding(_ key: AddressHolder.Key) -> AddressAssignment? { pool.holding(key) }
 
-    /// ipamd is stopping: waiting ADDs answer at once.
+    /// ipamd is stopping: waiting ADDs answer at once. The sizing loop ends with its own
+    /// service (cancelled in its turn of the graceful shutdown), not here: a service that ends
+    /// before its turn makes the service group cancel every other one.
     public func shutdown() {
         closed = true
         changed.close()
-        wake.close()
     }
 
     // MARK: sizing
 
     /// Sizes the pool every tick, or at once when an ADD found it empty, until cancelled.
     public func run() async {
-        while !Task.isCancelled && !closed {
+        while !Task.isCancelled {
             await reconcile()
             var first = true
             _ = await wake.wait(until: .now + settings.tick) {
@@ -227,6 +220,23 @@ public actor PoolManager {
             logger.warning("address pool: EC2 call failed; trying again next tick", metadata: ["error": "\(error)"])
         }
         changed.broadcast()
+        report()
+    }
+
+    /// The pool's gauges and `/v1/enis` view, after every change that matters to them.
+    func report() {
+        board.publish(pool.layout.map { eni, addresses in
+            PoolENISnapshot(id: eni.id, mac: macs[eni.id], deviceNumber: eni.deviceNumber, subnet: eni.subnet, addresses: addresses.map { a, state in
+                switch state {
+                case .free: PoolENISnapshot.Address(address: a, holder: nil, coolingDown: false)
+                case .assigned(let h): PoolENISnapshot.Address(address: a, holder: h, coolingDown: false)
+                case .coolingDown: PoolENISnapshot.Address(address: a, holder: nil, coolingDown: true)
+                }
+            })
+        })
+        let c = pool.counts
+        metrics.pool(total: c.total, assigned: c.assigned, enis: pool.enis.count, maxENIs: limits.maxENIs, maxIPs: capacity,
+                     perENI: Dictionary(uniqueKeysWithValues: pool.enis.keys.map { ($0, pool.assigned(on: $0)) }))
     }
 
     /// Adds `count` addresses: on an ENI with room (lowest device number first), else on a new ENI.

@@ -26,12 +26,13 @@ public struct Daemon: Sendable {
 
     public static func bind(config: IPAMDConfig, source: any PodENISource, trunk: any TrunkLocator, registry: PodRegistry,
                             facts: NodeFacts? = nil, inventory: NodeInventory, extraHTTP: [HTTPServer] = [],
+                            pool: (any AddressPoolService)? = nil, poolBoard: PoolSnapshotBoard? = nil,
                             group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton, logger: Logger) async throws -> Daemon {
         let handler = RPCHandler(config: config, source: source, trunk: trunk, registry: registry, facts: facts,
-                                 offload: { work in (try? await blockingPool.runIfActive(work)) ?? RPCHandler.shuttingDown }, logger: logger)
-        let routes = IntrospectionRoutes(config: config, registry: registry, source: source, inventory: inventory)
+                                 offload: { work in (try? await blockingPool.runIfActive(work)) ?? RPCHandler.shuttingDown }, pool: pool, logger: logger)
+        let routes = IntrospectionRoutes(config: config, registry: registry, source: source, inventory: inventory, pool: poolBoard)
         let debug = IntrospectionRoutes(config: config, registry: registry, source: source, inventory: inventory,
-                                        explainer: PodExplainer(config: config, registry: registry, source: source, trunk: trunk))
+                                        explainer: PodExplainer(config: config, registry: registry, source: source, trunk: trunk), pool: poolBoard)
         var http: [HTTPServer] = []
         do {
             http.append(try await HTTPServer.bind(.unix(path: config.debugSocket), name: "debug", routes: debug, group: group, logger: logger))

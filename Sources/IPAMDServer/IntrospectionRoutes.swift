@@ -13,9 +13,13 @@ public struct IntrospectionRoutes: HTTPRoutes {
     let inventory: NodeInventory
     /// Only on the root-only debug socket: explanations carry container ids and read the kernel.
     let explainer: PodExplainer?
+    /// The regular pods' pool (nil without one).
+    let pool: PoolSnapshotBoard?
 
-    public init(config: IPAMDConfig, registry: PodRegistry, source: any PodENISource, inventory: NodeInventory, explainer: PodExplainer? = nil) {
+    public init(config: IPAMDConfig, registry: PodRegistry, source: any PodENISource, inventory: NodeInventory, explainer: PodExplainer? = nil,
+                pool: PoolSnapshotBoard? = nil) {
         self.config = config; self.registry = registry; self.source = source; self.inventory = inventory; self.explainer = explainer
+        self.pool = pool
     }
 
     /// The reference's four and ours, in the order `/` lists them.
@@ -29,7 +33,7 @@ public struct IntrospectionRoutes: HTTPRoutes {
         case "/v1/enis": json(eniView())
         case "/v1/pods": json(pods(datapath: query.split(separator: "&").contains("datapath=1")))
         case "/v1/networkutils-env-settings": json(NetworkUtilsSettings(config))
-        case "/v1/ipamd-env-settings": json(IPAMDSettings(config.servers))
+        case "/v1/ipamd-env-settings": json(IPAMDSettings(config))
         case "/healthz": HTTPReply(.ok, json: #"{"status":"ok"}"#)
         case "/readyz":
             inventory.isReady
@@ -67,14 +71,27 @@ public struct IntrospectionRoutes: HTTPRoutes {
         return HTTPReply(.ok, body: Array(data) + [10])
     }
 
-    /// `{"<network card>": {"TotalIPs", "AssignedIPs", "ENIs": {...}}}`. No regular-pod pool yet,
-    /// so no ENI has pod addresses; the trunk lists its branch ENIs (ours: `BranchENIs`) by pod,
-    /// without container ids (the reference scrubs them: they are what a DelNetwork needs).
+    /// `{"<network card>": {"TotalIPs", "AssignedIPs", "ENIs": {...}}}`: each pool ENI's addresses
+    /// with the pod that holds each, the trunk's branch ENIs (ours: `BranchENIs`) by pod; no
+    /// container ids (the reference scrubs them: they are what a DelNetwork needs).
     func eniView() -> [String: ENIGroupView] {
         let served = registry.all.filter(\.branch)
+        let poolENIs = Dictionary((pool?.current ?? []).map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        var records = inventory.enis
+        // ENIs the pool attached since discovery.
+        for p in poolENIs.values where !records.contains(where: { $0.id == p.id }) {
+            records.append(ENIRecord(id: p.id, mac: p.mac, deviceNumber: p.deviceNumber, isPrimary: p.deviceNumber == 0, isTrunk: false, subnetCIDR: p.subnet))
+        }
         var cards: [String: ENIGroupView] = [:]
-        for eni in inventory.enis {
+        for eni in records.sorted(by: { ($0.networkCard, $0.deviceNumber) < ($1.networkCard, $1.deviceNumber) }) {
             var v = ENIView(eni)
+            if let p = poolENIs[eni.id] {
+                v.AvailableIPv4Cidrs = Dictionary(p.addresses.map { a in
+                    ("\(a.address)/32", CIDRView(Cidr: "\(a.address)/32", IsPrefix: false, IPAddresses: [a.address.description: AddressView(a)]))
+                }, uniquingKeysWith: { a, _ in a })
+                cards["\(eni.networkCard)", default: ENIGroupView()].TotalIPs += p.addresses.count
+                cards["\(eni.networkCard)", default: ENIGroupView()].AssignedIPs += p.addresses.filter { $0.holder != nil }.count
+            }
             if eni.isTrunk {
                 v.BranchENIs = Dictionary(served.map { p in
                     (p.eniID, BranchENIView(ID: p.eniID, VlanID: Int(p.vlanID), MAC: p.mac, IPv4Address: p.ipv4 ?? "",
@@ -99,7 +116,7 @@ struct ENIView: Encodable {
     var IsTrunk: Bool
     var IsEFA = false
     var DeviceNumber: Int
-    var AvailableIPv4Cidrs: [String: String] = [:]
+    var AvailableIPv4Cidrs: [String: CIDRView] = [:]
     var IPv6Cidrs: [String: String] = [:]
     var IsExcludedForPodIPs = false
     var RouteTableID: Int
@@ -114,6 +131,37 @@ struct ENIView: Encodable {
         // The reference's tables: main for the primary ENI, device number + 1 for the others.
         RouteTableID = e.isPrimary ? 254 : e.deviceNumber + 1
         SubnetID = e.subnetID; MAC = e.mac?.description; LinkName = e.linkName
+    }
+}
+
+/// The reference's per-address view (`/32` "CIDRs", prefixes later), container id scrubbed.
+struct CIDRView: Encodable {
+    var Cidr: String
+    var IsPrefix: Bool
+    var IPAddresses: [String: AddressView]
+}
+
+struct AddressView: Encodable {
+    struct Key: Encodable {
+        var networkName: String
+        var containerID: String
+        var ifName: String
+    }
+    struct Metadata: Encodable {
+        var k8sPodNamespace: String
+        var k8sPodName: String
+    }
+    var Address: String
+    var IPAMKey: Key
+    var IPAMMetadata: Metadata
+    // Ours: the reference shows an unassign time; a cooling address is one released within the cool-down.
+    var CoolingDown: Bool
+
+    init(_ a: PoolENISnapshot.Address) {
+        Address = a.address.description
+        IPAMKey = Key(networkName: a.holder?.networkName ?? "", containerID: "", ifName: a.holder?.ifName ?? "")
+        IPAMMetadata = Metadata(k8sPodNamespace: a.holder?.namespace ?? "", k8sPodName: a.holder?.name ?? "")
+        CoolingDown = a.coolingDown
     }
 }
 
@@ -160,9 +208,10 @@ struct IPAMDSettings: Encodable {
     var manageNonSchedulable: Bool
     var subnetDiscovery: Bool
 
-    init(_ s: ServerSettings) {
-        warmIPTarget = s.warmIPTarget; warmENITarget = s.warmENITarget; customNetwork = s.customNetworkConfig
-        manageNonSchedulable = s.manageENIsOnNonSchedulable; subnetDiscovery = s.subnetDiscovery
+    init(_ c: IPAMDConfig) {
+        // Custom networking is refused at start, so it is always off here.
+        warmIPTarget = c.pool.warmIP; warmENITarget = c.pool.warmENI; customNetwork = false
+        manageNonSchedulable = c.servers.manageENIsOnNonSchedulable; subnetDiscovery = c.servers.subnetDiscovery
     }
 
     enum CodingKeys: String, CodingKey {

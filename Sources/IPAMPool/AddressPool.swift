@@ -281,3 +281,21 @@ public struct AddressPool: Sendable {
         }
     }
 }
+
+/// Why an ADD got no address.
+public enum PoolShortage: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Every ENI the instance type allows is attached and full.
+    case full(enis: Int, addresses: Int)
+    /// Still refilling when the bound passed (EC2 slow, throttled, or failing).
+    case refilling(lastError: String?)
+    case shuttingDown
+
+    public var description: String {
+        switch self {
+        case let .full(enis, addresses):
+            "the node's ENIs are full (\(enis) ENIs, \(addresses) pod addresses, all held or cooling down); the instance type allows no more pods"
+        case .refilling(let e): "no free address yet; the pool is being refilled" + (e.map { " (last EC2 error: \($0))" } ?? "")
+        case .shuttingDown: "ipamd is shutting down"
+        }
+    }
+}

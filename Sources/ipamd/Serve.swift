@@ -168,6 +168,12 @@ func serve() async -> Never {
         logger.error("cannot read the node to reconcile the checkpoint; serving the pods it recorded", metadata: ["error": "\(error)"])
     }
 
+    // After the reconcile: the addresses of pods gone while ipamd was down are free again.
+    let pool = await startPool(node, discovered: discovered, cloud: cloud, registry: registry, logger: logger)
+    if let pool {
+        background.append(.init(service: ClosureService { await cancelWhenGracefulShutdown { await pool.run() } }))
+    }
+
     let daemon: Daemon
     do {
         var extra: [HTTPServer] = []
@@ -175,7 +181,7 @@ func serve() async -> Never {
             extra.append(try await HTTPServer.bind(address, name: "metrics", routes: MetricsRoutes(registry: prometheus.registry), logger: logger))
         }
         daemon = try await Daemon.bind(config: node, source: source, trunk: trunk, registry: registry, facts: facts,
-                                       inventory: inventory, extraHTTP: extra, logger: logger)
+                                       inventory: inventory, extraHTTP: extra, pool: pool, poolBoard: pool?.board, logger: logger)
     } catch {
         logger.critical("cannot serve", metadata: ["error": "\(error)"])
         exit(1)

@@ -108,28 +108,34 @@ private func pod(_ name: String, vlan: UInt16, container: String? = nil) -> Serv
 }
 
 @Suite(.ownThread) struct FileCheckpointTests {
-    /// The file is the reference's shape plus branchPods, foreign allocations kept as written,
-    /// and a pod that changes is written as it is now (not as first encoded).
+    /// The file is the reference's shape plus branchPods: the reference's allocations are
+    /// adopted as regular pods and written back in its shape, allocations that are no pod's
+    /// (IPv6 here) kept as written, and a pod that changes is written as it is now.
     @Test func writesTheShapeAndKeepsForeignAllocations() throws {
         let dir = tempDir()
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let path = dir + "/ipam.json"
-        writeAtomically(#"{"version":"vpc-cni-ipam/1","allocations":[{"containerID":"x","ipv4":"10.0.0.9","metadata":{"k8sPodName":"old"}}]}"#, to: path)
+        writeAtomically(#"{"version":"vpc-cni-ipam/1","allocations":[{"containerID":"x","ipv4":"10.0.0.9","networkName":"aws-cni","ifName":"eth0","allocationTimestamp":1764835200000000000,"metadata":{"k8sPodNamespace":"default","k8sPodName":"old"}},{"containerID":"y","ipv6":"fd00::1"}]}"#, to: path)
         let store = FileCheckpoint(path: path)
-        #expect(try store.load().isEmpty)
+        let adopted = try store.load()
+        #expect(adopted.map(\.key) == ["default/old"] && adopted.first?.ipv4 == "10.0.0.9" && adopted.first?.branch == false)
+        #expect(adopted.first?.servedAt == "2025-12-04T08:00:00.000Z" && adopted.first?.networkName == "aws-cni")
         var b = pod("b", vlan: 2)
-        try store.save([b, pod("a", vlan: 1)])
+        try store.save([b, pod("a", vlan: 1)] + adopted)
         b.containerID = "c-b2"
-        try store.save([b, pod("a", vlan: 1)])
+        try store.save([b, pod("a", vlan: 1)] + adopted)
 
         let file = try JSONDecoder().decode(JSONValue.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
-        guard case .object(let top) = file else { Issue.record("not an object"); return }
+        guard case .object(let top) = file, case .array(let allocations)? = top["allocations"] else { Issue.record("not the shape"); return }
         #expect(Set(top.keys) == ["version", "allocations", "branchPods"])
         #expect(top["version"] == .string("vpc-cni-ipam/1"))
-        #expect(top["allocations"] == .array([.object(["containerID": .string("x"), "ipv4": .string("10.0.0.9"),
-                                                          "metadata": .object(["k8sPodName": .string("old")])])]))
+        #expect(allocations.first == .object(["containerID": .string("y"), "ipv6": .string("fd00::1")]), "kept as written")
+        guard case .object(let x)? = allocations.last else { Issue.record("no allocation for x"); return }
+        #expect(x["containerID"] == .string("x") && x["ipv4"] == .string("10.0.0.9") && x["networkName"] == .string("aws-cni") && x["ifName"] == .string("eth0"))
+        #expect(x["allocationTimestamp"] == .number(1_764_835_200_000_000_000))
+        #expect(x["metadata"] == .object(["k8sPodNamespace": .string("default"), "k8sPodName": .string("old")]))
         let reloaded = try FileCheckpoint(path: path).load()
-        #expect(reloaded.map(\.key) == ["default/a", "default/b"])
-        #expect(reloaded.last?.containerID == "c-b2")
+        #expect(reloaded.map(\.key).sorted() == ["default/a", "default/b", "default/old"])
+        #expect(reloaded.first { $0.name == "b" }?.containerID == "c-b2")
     }
 }

@@ -43,11 +43,14 @@ func sampleRegularPod(deviceNumber: Int) -> RegularPod {
     @Test func secondaryENITable() {
         let eni = SecondaryENI(deviceNumber: 1, link: "ens6", primaryIP: IPAddress("10.0.33.7")!, subnet: IPPrefix("10.0.32.0/19")!)
         #expect(ENITablePlanner.setup(eni)?.map(\.description) == [
+            "host: sysctl net/ipv4/conf/ens6/rp_filter=2",
             "host: link set ens6 up",
+            "host: addr add 10.0.33.7/32 dev ens6",
             "host: route replace 10.0.32.1/32 dev ens6 table 2 scope link",
             "host: route replace default via 10.0.32.1 dev ens6 table 2",
             "host: rule add 32765: from 10.0.33.7 lookup 2",
         ])
+        #expect(ENITablePlanner.teardown(eni).map(\.description) == ["host: rule del 32765: from 10.0.33.7 lookup 2"])
     }
 
     /// Tables 2...100: the ENI tables never meet the VLAN tables (101 and up) nor main/local.
