@@ -15,6 +15,9 @@ public struct PoolConfig: Sendable, Hashable {
     public var clusterName: String?
     /// IP_WAIT_TIMEOUT (ours): how long an ADD waits for an address while the pool refills.
     public var addressWait: Duration = .seconds(10)
+    /// IP_COOLDOWN_PERIOD: how long a released address rests before another pod gets it (the VPC
+    /// may still route it to the old pod's node for a moment).
+    public var cooldown: Duration = .seconds(30)
 
     public init() {}
 
@@ -36,6 +39,10 @@ public struct PoolConfig: Sendable, Hashable {
             Int(t).flatMap { (0...120).contains($0) ? $0 : nil }
         }
         p.addressWait = .seconds(wait)
+        let cooldown = r.read("IP_COOLDOWN_PERIOD", default: 30, accepted: "whole seconds from 0 to 600 (default 30)") { t in
+            Int(t).flatMap { (0...600).contains($0) ? $0 : nil }
+        }
+        p.cooldown = .seconds(cooldown)
         // Not built yet: refused by name rather than ignored, so nobody runs without what they set.
         if r.bool("ENABLE_PREFIX_DELEGATION", default: false) {
             r.fail("ENABLE_PREFIX_DELEGATION", "true is not supported by this build yet (secondary addresses only); accepted values: false")

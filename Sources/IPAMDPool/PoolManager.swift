@@ -149,8 +149,10 @@ public actor PoolManager: AddressPoolService {
             if ContinuousClock.now >= deadline { return .failure(.refilling(lastError: lastError)) }
             wake.broadcast()
             var first = true
-            // Returns at the next change of the pool (or the deadline); the loop looks again.
-            _ = await changed.wait(until: deadline) {
+            // Returns at the next change of the pool, when a cooling address becomes free, or at
+            // the deadline; the loop looks again.
+            let until = min(deadline, pool.nextCoolingExpiry ?? deadline)
+            _ = await changed.wait(until: until) {
                 defer { first = false }
                 return !first
             }

@@ -192,6 +192,9 @@ public struct AddressPool: Sendable {
         return assignment(a, slot, h)
     }
 
+    /// When the next cooling address becomes free (nil: none is cooling).
+    public var nextCoolingExpiry: ContinuousClock.Instant? { cooling.first?.until }
+
     /// Cooled addresses become free.
     public mutating func expireCooldowns(now: ContinuousClock.Instant) {
         var n = 0

@@ -28,6 +28,7 @@ func startPool(_ node: IPAMDConfig, discovered: DiscoveredNode, cloud: CloudConn
         instanceID: md.instanceID, instanceType: md.instanceType, primaryENIID: primary.interfaceID, subnetID: primary.subnetID,
         subnet: primary.subnetCIDR, securityGroupIDs: primary.securityGroupIDs, clusterName: node.pool.clusterName)
     settings.mtu = node.eniMTU
+    settings.cooldown = node.pool.cooldown
     let pool = PoolManager(settings: settings, ec2: ec2, host: host, logger: logger)
     let restored = registry.all.filter { !$0.branch }.compactMap { p -> (AddressHolder, IPv4Address)? in
         guard let ip = p.ipv4.flatMap({ IPv4Address($0) }) else { return nil }

@@ -1,0 +1,146 @@
+import CNI
+import EnforcingMode
+import Foundation
+import Glibc
+import NetModel
+import Netlink
+import TestSupport
+import Testing
+
+/// Regular pods (issue 14) on a node whose cloud is moto and the IMDS test server, ipamd and
+/// aws-cni as processes, the ENIs EC2 attaches mirrored into the node as links (ENIMirror): the
+/// warm pool on the primary ENI, a second ENI attached and set up when it runs low, the pods'
+/// rules per ENI, a restart that keeps every holder, and DEL that leaves nothing behind.
+@Suite(.serialized, .ownThread, .enabled(if: isRoot)) struct CloudRegularPodTests {
+    struct Pod {
+        var container: String
+        var name: String
+        var netns: TestNamespace
+        var result: String
+        var ip: IPAddress
+        var deviceNumber: Int
+    }
+
+    /// (ENIs, addresses, held) as `/v1/enis` shows them.
+    func pool(_ n: CloudNode) -> (enis: Int, total: Int, assigned: Int)? {
+        guard let cards = try? n.ipamd.get("/v1/enis").json as? [String: [String: Any]], let card = cards["0"],
+              let enis = card["ENIs"] as? [String: [String: Any]] else { return nil }
+        let pool = enis.values.filter { !($0["AvailableIPv4Cidrs"] as? [String: Any] ?? [:]).isEmpty }
+        return (pool.count, card["TotalIPs"] as? Int ?? -1, card["AssignedIPs"] as? Int ?? -1)
+    }
+
+    func rules(_ n: CloudNode) throws -> [Rule] { try LibNLClient(namespacePath: n.sim.node.path).rules(family: .ipv4) }
+
+    func add(_ n: CloudNode, _ plugin: PluginRunner, _ i: Int) throws -> Pod? {
+        let ns = try n.sim.newPodNamespace()
+        let r = try plugin.run("ADD", container: "c\(i)", pod: "p\(i)", netns: ns.path)
+        guard r.exitCode == 0, let result = try? CNIJSON.decode(CNIResult.self, from: r.stdout),
+              let ip = result.ips?.first.flatMap({ IPPrefix($0.address)?.address }),
+              let device = result.interfaces?.last?.sandbox.flatMap({ Int($0) }) else {
+            Issue.record("ADD p\(i): \(r) \(n.ipamd.log.suffix(5))")
+            return nil
+        }
+        return Pod(container: "c\(i)", name: "p\(i)", netns: ns, result: r.out, ip: ip, deviceNumber: device)
+    }
+
+    @Test func podsFillThePrimaryThenASecondENIAndLeaveNothing() async throws {
+        let n = try CloudNode(trunkAttached: false, ["ENABLE_POD_ENI": "false", "IP_COOLDOWN_PERIOD": "1"])
+        let mirror = ENIMirror(n)
+        defer { mirror.stop(); n.destroy() }
+        #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
+        // WARM_ENI_TARGET=1 on an m5.large: the primary's 9 secondary addresses.
+        #expect(await eventually { pool(n).map { $0 == (1, 9, 0) } ?? false }, "warm pool: \(String(describing: pool(n)))")
+        n.cloud.resetCounts()
+        let baselineRules = try rules(n)
+
+        let plugin = PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "standard")
+        var pods: [Pod] = []
+        for i in 0..<12 { if let p = try add(n, plugin, i) { pods.append(p) } }
+        try #require(pods.count == 12)
+        #expect(Set(pods.map(\.ip)).count == 12, "every pod its own address")
+        #expect(pods.prefix(9).allSatisfy { $0.deviceNumber == 0 }, "the first 9 from the primary ENI")
+        #expect(pods.suffix(3).allSatisfy { $0.deviceNumber == 1 }, "then the ENI attached at device 1")
+        let ec2 = n.cloud.requests().ec2
+        #expect(ec2["CreateNetworkInterface"] == 1 && ec2["AttachNetworkInterface"] == 1 && ec2["ModifyNetworkInterfaceAttribute"] == 1,
+                "one ENI attached for 12 pods: \(ec2)")
+        print("regular pods: EC2 calls for 12 pod starts from a warm pool: \(ec2)")
+
+        // The second ENI's link (mirrored from EC2) set up as SPEC 3a says.
+        let node = try LibNLClient(namespacePath: n.sim.node.path)
+        let state = try #require(n.cloud.state())
+        let second = try #require(state.enis.first { $0.deviceIndex == 1 })
+        let link = try #require(try node.link(withMAC: MACAddress(second.mac)!))
+        #expect(link.isUp && link.mtu == 9001)
+        let ruleSet = try rules(n)
+        #expect(ruleSet.contains { $0.priority == 32765 && $0.table == 2 && $0.source == IPPrefix(host: IPAddress(second.ip)!) }, "32765 from the ENI's address")
+        let table2 = try node.routes(family: .ipv4).filter { $0.table == 2 }
+        #expect(table2.contains { $0.destination.length == 0 && $0.gateway == IPAddress("10.0.0.1") && $0.outputIndex == link.index }, "\(table2)")
+        for p in pods {
+            #expect(ruleSet.contains { $0.priority == 512 && $0.destination == IPPrefix(host: p.ip) && $0.table == RouteTable.main })
+            let from = ruleSet.filter { $0.priority == 1536 && $0.source == IPPrefix(host: p.ip) }
+            #expect(from.map(\.table) == (p.deviceNumber == 0 ? [] : [2]), "\(p.name): 1536 only for the second ENI's addresses")
+        }
+        #expect(pool(n)?.assigned == 12)
+
+        // A restart keeps every holder (from the checkpoint, in the reference's allocations).
+        n.ipamd.stop()
+        let checkpoint = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: n.ipamd.env["AWS_VPC_K8S_CNI_BACKING_STORE"]!))) as? [String: Any]
+        let allocations = checkpoint?["allocations"] as? [[String: Any]] ?? []
+        #expect(Set(allocations.compactMap { $0["ipv4"] as? String }) == Set(pods.map(\.ip.description)), "the checkpoint's allocations")
+        #expect(try n.ipamd.start(), "ipamd ready again: \(n.ipamd.log.suffix(20))")
+        #expect(await eventually { pool(n)?.assigned == 12 }, "holders restored: \(String(describing: pool(n)))")
+        let check = try plugin.run("CHECK", container: pods[10].container, pod: pods[10].name, netns: pods[10].netns.path, prevResult: pods[10].result)
+        #expect(check.exitCode == 0, "CHECK after the restart: \(check.out)")
+
+        for p in pods {
+            let del = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result)
+            #expect(del.exitCode == 0, "DEL \(p.name): \(del.out)")
+        }
+        let left = try rules(n).filter { r in pods.contains { r.source == IPPrefix(host: $0.ip) || r.destination == IPPrefix(host: $0.ip) } }
+        #expect(left.isEmpty, "pod rules left: \(left.map(\.description))")
+        #expect(try rules(n).filter { $0.priority != 32765 } == baselineRules.filter { $0.priority != 32765 })
+        #expect(try node.links().filter { $0.kind == "veth" && $0.name.hasPrefix("eni") }.isEmpty, "no host veth left")
+        // After the cool-down nothing is held, and every address is free again.
+        #expect(await eventually { pool(n)?.assigned == 0 }, "\(String(describing: pool(n)))")
+        print("regular pods: addresses held after 12 ADD and DEL: \(pool(n)?.assigned ?? -1)")
+    }
+
+    /// EC2 throttled: the warm pool still serves every ADD it can, the next one waits its bound
+    /// and gets code 11 naming EC2's error. Then the instance type's limit: 3 ENIs of 9 addresses
+    /// each, the 28th pod refused with a clear error until a DEL frees an address (after its
+    /// cool-down).
+    @Test func throttlingAndTheInstanceTypesLimit() async throws {
+        let n = try CloudNode(trunkAttached: false, ["ENABLE_POD_ENI": "false", "IP_COOLDOWN_PERIOD": "1", "IP_WAIT_TIMEOUT": "3"])
+        let mirror = ENIMirror(n)
+        defer { mirror.stop(); n.destroy() }
+        #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
+        #expect(await eventually { pool(n).map { $0 == (1, 9, 0) } ?? false }, "warm pool: \(String(describing: pool(n)))")
+        let plugin = PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "standard")
+
+        n.cloud.ec2Fault(code: "RequestLimitExceeded", status: 503, count: 100_000)
+        var pods: [Pod] = []
+        for i in 0..<9 { if let p = try add(n, plugin, i) { pods.append(p) } }
+        #expect(pods.count == 9, "the warm pool serves 9 pods with EC2 throttled")
+        let ns = try n.sim.newPodNamespace()
+        let refused = try plugin.run("ADD", container: "c9", pod: "p9", netns: ns.path)
+        #expect(refused.exitCode != 0 && refused.json?["code"] as? Int == 11, "\(refused.out)")
+        #expect(refused.out.contains("RequestLimitExceeded"), "the message names EC2's error: \(refused.out)")
+
+        n.cloud.ec2Fault(code: "RequestLimitExceeded", status: 503, count: 0)
+        for i in 9..<27 { if let p = try add(n, plugin, i) { pods.append(p) } }
+        #expect(pods.count == 27 && Set(pods.map(\.ip)).count == 27)
+        #expect(Set(pods.map(\.deviceNumber)) == [0, 1, 2], "three ENIs: the m5.large's limit")
+        let full = try plugin.run("ADD", container: "c27", pod: "p27", netns: try n.sim.newPodNamespace().path)
+        #expect(full.exitCode != 0 && full.json?["code"] as? Int == 11 && full.out.contains("full"), "\(full.out)")
+
+        // A DEL frees one: after its cool-down the 28th pod gets it.
+        let del = try plugin.run("DEL", container: pods[0].container, pod: pods[0].name, netns: pods[0].netns.path, prevResult: pods[0].result)
+        #expect(del.exitCode == 0)
+        if let p = try add(n, plugin, 27) {
+            #expect(p.ip == pods[0].ip, "the freed address, after the cool-down")
+            pods[0] = p
+        }
+        for p in pods { _ = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result) }
+        #expect(await eventually { pool(n)?.assigned == 0 })
+    }
+}
