@@ -42,6 +42,9 @@ public protocol EC2PoolAPI: EC2NetworkInterfaceAPI {
     /// Asks for `count` more secondary addresses; returns the ones EC2 says it assigned.
     func assignPrivateIPv4(id: String, count: Int) async throws(CloudError) -> [IPv4Address]
     func unassignPrivateIPv4(id: String, _ addresses: [IPv4Address]) async throws(CloudError)
+    /// Prefix delegation: `count` more /28 prefixes; returns the ones EC2 says it delegated.
+    func assignIPv4Prefixes(id: String, count: Int) async throws(CloudError) -> [IPPrefix]
+    func unassignIPv4Prefixes(id: String, _ prefixes: [IPPrefix]) async throws(CloudError)
     func detachNetworkInterface(attachmentID: String) async throws(CloudError)
     func deleteNetworkInterface(id: String) async throws(CloudError)
 }
@@ -113,6 +116,23 @@ extension EC2Client: EC2PoolAPI {
     public func unassignPrivateIPv4(id: String, _ addresses: [IPv4Address]) async throws(CloudError) {
         _ = try await call(action: "UnassignPrivateIpAddresses", parameters: [("NetworkInterfaceId", id)]
             + addresses.enumerated().map { ("PrivateIpAddress.\($0.offset + 1)", $0.element.description) })
+    }
+
+    public func assignIPv4Prefixes(id: String, count: Int) async throws(CloudError) -> [IPPrefix] {
+        let root = try await call(action: "AssignPrivateIpAddresses", parameters: [("NetworkInterfaceId", id), ("Ipv4PrefixCount", String(count))])
+        var out: [IPPrefix] = []
+        for text in root.all("assignedIpv4PrefixSet/item/ipv4Prefix").map(\.text) {
+            guard let p = IPPrefix(text), p.family == .ipv4 else {
+                throw .malformed(url: query.endpoint + "/", reason: "\(id): \(text) is not an IPv4 prefix")
+            }
+            out.append(p)
+        }
+        return out
+    }
+
+    public func unassignIPv4Prefixes(id: String, _ prefixes: [IPPrefix]) async throws(CloudError) {
+        _ = try await call(action: "UnassignPrivateIpAddresses", parameters: [("NetworkInterfaceId", id)]
+            + prefixes.enumerated().map { ("Ipv4Prefix.\($0.offset + 1)", $0.element.description) })
     }
 
     public func detachNetworkInterface(attachmentID: String) async throws(CloudError) {

@@ -7,8 +7,11 @@ public struct PoolConfig: Sendable, Hashable {
     /// WARM_IP_TARGET, MINIMUM_IP_TARGET: 0 is unset.
     public var warmIP = 0
     public var minimumIP = 0
-    /// WARM_PREFIX_TARGET (prefix delegation only).
+    /// WARM_PREFIX_TARGET (prefix delegation only): 1 when prefix delegation is on and no target
+    /// is set (the reference's manifest sets 1).
     public var warmPrefix = 0
+    /// ENABLE_PREFIX_DELEGATION: /28 prefixes on the ENIs instead of single addresses.
+    public var prefixDelegation = false
     /// MAX_ENI: nil (-1 or unset) leaves the instance type's limit.
     public var maxENI: Int?
     /// CLUSTER_NAME: tags new ENIs (`cluster.k8s.amazonaws.com/name`, `eks:eni:owner`).
@@ -29,7 +32,9 @@ public struct PoolConfig: Sendable, Hashable {
         p.warmENI = count("WARM_ENI_TARGET", default: 1)
         p.warmIP = count("WARM_IP_TARGET", default: 0)
         p.minimumIP = count("MINIMUM_IP_TARGET", default: 0)
-        p.warmPrefix = count("WARM_PREFIX_TARGET", default: 0)
+        p.prefixDelegation = r.bool("ENABLE_PREFIX_DELEGATION", default: false)
+        let anyTarget = ["WARM_PREFIX_TARGET", "WARM_IP_TARGET", "MINIMUM_IP_TARGET"].contains { r.value($0) != nil }
+        p.warmPrefix = count("WARM_PREFIX_TARGET", default: p.prefixDelegation && !anyTarget ? 1 : 0)
         let maxENI = r.read("MAX_ENI", default: -1, accepted: "-1 (the instance type's limit) or a whole number from 1") { t in
             Int(t).flatMap { $0 == -1 || $0 >= 1 ? $0 : nil }
         }
@@ -43,10 +48,7 @@ public struct PoolConfig: Sendable, Hashable {
             Int(t).flatMap { (0...600).contains($0) ? $0 : nil }
         }
         p.cooldown = .seconds(cooldown)
-        // Not built yet: refused by name rather than ignored, so nobody runs without what they set.
-        if r.bool("ENABLE_PREFIX_DELEGATION", default: false) {
-            r.fail("ENABLE_PREFIX_DELEGATION", "true is not supported by this build yet (secondary addresses only); accepted values: false")
-        }
+        // Not built: refused by name rather than ignored, so nobody runs without what they set.
         if r.bool("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", default: false) {
             r.fail("AWS_VPC_K8S_CNI_CUSTOM_NETWORK_CFG", "true (ENIConfig custom networking) is not supported; accepted values: false")
         }

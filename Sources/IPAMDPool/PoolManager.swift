@@ -241,17 +241,16 @@ public actor PoolManager: AddressPoolService {
                      perENI: Dictionary(uniqueKeysWithValues: pool.enis.keys.map { ($0, pool.assigned(on: $0)) }))
     }
 
-    /// Adds `count` addresses: on an ENI with room (lowest device number first), else on a new ENI.
+    /// Adds `count` slots (addresses, or /28 prefixes with prefix delegation): on an ENI with
+    /// room (lowest device number first), else on a new ENI.
     func grow(_ count: Int, now: ContinuousClock.Instant) async throws(CloudError) {
         guard count > 0 else { return }
         let slots = limits.slotsPerENI
         for eni in pool.enis.values.sorted(by: { $0.deviceNumber < $1.deviceNumber }) {
-            let held = pool.layout.first { $0.eni.id == eni.id }?.addresses.count ?? 0
-            let room = slots - held
+            let room = slots - pool.slotsUsed(on: eni.id)
             guard room > 0 else { continue }
-            let got = try await ec2.assignPrivateIPv4(id: eni.id, count: min(count, room))
-            pool.add(got, to: eni.id)
-            logger.info("address pool grew", metadata: ["eni": "\(eni.id)", "added": "\(got.count)", "total": "\(pool.counts.total)"])
+            try await fill(eni.id, slots: min(count, room))
+            logger.info("address pool grew", metadata: ["eni": "\(eni.id)", "slots": "\(min(count, room))", "total": "\(pool.counts.total)"])
             return
         }
         let attached = pool.enis.count + leaving.count
@@ -286,14 +285,35 @@ public actor PoolManager: AddressPoolService {
         var described = eni
         described.deviceIndex = device
         await bringUp(described, subnet: settings.subnet, until: .now + settings.attachWait)
-        if addresses > 0 {
-            let got = try await ec2.assignPrivateIPv4(id: eni.id, count: addresses)
-            pool.add(got, to: eni.id)
+        if addresses > 0 { try await fill(eni.id, slots: addresses) }
+    }
+
+    /// Asks EC2 for `slots` more secondary addresses, or /28 prefixes with prefix delegation.
+    func fill(_ eniID: String, slots: Int) async throws(CloudError) {
+        if settings.targets.prefixDelegation {
+            for p in try await ec2.assignIPv4Prefixes(id: eniID, count: slots) { pool.add(prefix: p, to: eniID) }
+        } else {
+            pool.add(try await ec2.assignPrivateIPv4(id: eniID, count: slots), to: eniID)
         }
     }
 
-    /// Hands `count` free addresses back (never one still cooling down, never one a pod holds).
+    /// Hands `count` free addresses back (never one still cooling down, never one a pod holds);
+    /// with prefix delegation, whole prefixes none of whose addresses is held or cooling.
     func shrink(_ count: Int, now: ContinuousClock.Instant) async throws(CloudError) {
+        if settings.targets.prefixDelegation {
+            let t = settings.targets, c = pool.counts
+            let prefixes = t.ipTargetsSet ? count / Prefix.addresses : c.freePrefixes - t.warmPrefix
+            for (eniID, list) in pool.surplusPrefixes(prefixes) {
+                for p in list { pool.remove(AddressPool.addresses(of: p)) }
+                do throws(CloudError) { try await ec2.unassignIPv4Prefixes(id: eniID, list) } catch {
+                    for p in list { pool.add(prefix: p, to: eniID) }
+                    throw error
+                }
+                logger.info("address pool shrank", metadata: ["eni": "\(eniID)", "prefixes_returned": "\(list.count)", "total": "\(pool.counts.total)"])
+            }
+            lastDecrease = now
+            return
+        }
         for (eniID, addresses) in pool.surplus(count) {
             // Out of the pool first, so no ADD takes one while EC2 is asked.
             let taken = pool.remove(addresses)

@@ -112,7 +112,7 @@ public struct AddressPool: Sendable {
         add(Self.addresses(of: prefix), to: eniID, prefix: prefix, coolUntil: coolUntil)
     }
 
-    static func addresses(of prefix: IPPrefix) -> [IPv4Address] {
+    public static func addresses(of prefix: IPPrefix) -> [IPv4Address] {
         guard case .v4(let base) = prefix.network.address else { return [] }
         let count = UInt32(1) << UInt32(32 - Int(prefix.length))
         return (0..<count).map { IPv4Address(base.value + $0) }
@@ -236,6 +236,16 @@ public struct AddressPool: Sendable {
         enis.values.sorted { $0.deviceNumber < $1.deviceNumber }.map { eni in
             (eni, slots.filter { $0.value.eniID == eni.id }.map { ($0.key, $0.value.state) }.sorted { $0.address.value < $1.address.value })
         }
+    }
+
+    /// The ENI's address slots in use: one per secondary address, one per delegated prefix.
+    public func slotsUsed(on eniID: String) -> Int {
+        var singles = 0
+        var prefixes = Set<IPPrefix>()
+        for slot in slots.values where slot.eniID == eniID {
+            if let p = slot.prefix { prefixes.insert(p) } else { singles += 1 }
+        }
+        return singles + prefixes.count
     }
 
     public func assigned(on eniID: String) -> Int {

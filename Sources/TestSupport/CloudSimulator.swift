@@ -16,11 +16,14 @@ public struct SimENI: Sendable, Hashable {
     public var deviceIndex: Int
     /// "interface" or "trunk"; nil where the harness does not say (create_eni's answer).
     public var interfaceType: String?
+    /// Delegated /28 prefixes (the harness's state only).
+    public var ipv4Prefixes: [String]
 
     init?(_ obj: Any?) {
         guard let o = obj as? [String: Any], let id = o["eniId"] as? String, let mac = o["mac"] as? String,
               let ip = o["ip"] as? String, let index = o["deviceIndex"] as? Int else { return nil }
         eniID = id; self.mac = mac; self.ip = ip; deviceIndex = index; interfaceType = o["interfaceType"] as? String
+        ipv4Prefixes = o["ipv4Prefixes"] as? [String] ?? []
     }
 }
 

@@ -21,7 +21,8 @@ func startPool(_ node: IPAMDConfig, discovered: DiscoveredNode, cloud: CloudConn
         exit(1)
     }
     var settings = PoolSettings(
-        targets: PoolTargets(warmENI: node.pool.warmENI, warmIP: node.pool.warmIP, minimumIP: node.pool.minimumIP, warmPrefix: node.pool.warmPrefix),
+        targets: PoolTargets(warmENI: node.pool.warmENI, warmIP: node.pool.warmIP, minimumIP: node.pool.minimumIP, warmPrefix: node.pool.warmPrefix,
+                             prefixDelegation: node.pool.prefixDelegation),
         maxENI: node.pool.maxENI,
         // The trunk's interface slot stays free until the resource controller has attached it.
         reserveTrunkSlot: node.enablePodENI && node.trunk == nil && discovered.attachedTrunk == nil,

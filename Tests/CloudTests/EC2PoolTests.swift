@@ -86,4 +86,27 @@ import TestSupport
             }
         }
     }
+
+    /// Prefix delegation: /28s delegated on an attached ENI, listed, and taken back.
+    @Test func prefixesDelegatedAndTakenBack() async throws {
+        try await withSimulator(fresh: true) { (sim) async throws in
+            let ec2 = client(sim)
+            let eni = try await ec2.createNetworkInterface(ENIRequest(subnetID: sim.initial.subnetID, securityGroupIDs: [], description: "t", tags: [:]))
+            _ = try await ec2.attachNetworkInterface(id: eni.id, instanceID: sim.initial.instanceID, deviceIndex: 1)
+            let prefixes = try await ec2.assignIPv4Prefixes(id: eni.id, count: 2)
+            #expect(prefixes.count == 2 && prefixes.allSatisfy { $0.length == 28 && $0.network == $0 })
+            let subnet = try #require(IPPrefix(sim.initial.subnetCIDR))
+            #expect(prefixes.allSatisfy { subnet.contains($0.address) })
+            var listed = try #require(try await ec2.networkInterfaces(ids: [eni.id]).first)
+            #expect(Set(listed.ipv4Prefixes) == Set(prefixes))
+            // Addresses and prefixes share the interface's 10 slots (the ENI's own address is one).
+            let refused = await cloudError { () throws(CloudError) in _ = try await ec2.assignIPv4Prefixes(id: eni.id, count: 8) }
+            guard case .api(_, "PrivateIpAddressLimitExceeded", _, _)? = refused else {
+                Issue.record("prefixes beyond the slots: \(String(describing: refused))"); return
+            }
+            try await ec2.unassignIPv4Prefixes(id: eni.id, [prefixes[0]])
+            listed = try #require(try await ec2.networkInterfaces(ids: [eni.id]).first)
+            #expect(listed.ipv4Prefixes == [prefixes[1]])
+        }
+    }
 }

@@ -81,6 +81,23 @@ final class FakePoolEC2: EC2PoolAPI, @unchecked Sendable {
     func unassignPrivateIPv4(id: String, _ addresses: [IPv4Address]) async throws(CloudError) {
         try call("UnassignPrivateIpAddresses") { enis[id]!.d.privateIPv4s.removeAll { addresses.contains($0) } }
     }
+    private var nextPrefix: UInt32 = 0x0a00_1000  // 10.0.16.0/28 on
+    func assignIPv4Prefixes(id: String, count: Int) async throws(CloudError) -> [IPPrefix] {
+        try call("AssignPrivateIpAddresses") { () throws(CloudError) -> [IPPrefix] in
+            guard enis[id]!.d.privateIPv4s.count + enis[id]!.d.ipv4Prefixes.count + count <= limits.ipv4PerENI else {
+                throw .api(status: 400, code: "PrivateIpAddressLimitExceeded", message: "", requestID: nil)
+            }
+            let new = (0..<count).map { _ in
+                defer { nextPrefix += 16 }
+                return IPPrefix(address: .v4(IPv4Address(nextPrefix)), length: 28)!
+            }
+            enis[id]!.d.ipv4Prefixes += new
+            return new
+        }
+    }
+    func unassignIPv4Prefixes(id: String, _ prefixes: [IPPrefix]) async throws(CloudError) {
+        try call("UnassignPrivateIpAddresses") { enis[id]!.d.ipv4Prefixes.removeAll { prefixes.contains($0) } }
+    }
     func detachNetworkInterface(attachmentID: String) async throws(CloudError) {
         try call("DetachNetworkInterface") {
             for (k, v) in enis where v.d.attachmentID == attachmentID { enis[k]!.d.attachmentID = nil; enis[k]!.d.deviceIndex = nil }
@@ -235,5 +252,22 @@ final class FakeENIHost: ENIHost, @unchecked Sendable {
         for a in served { #expect(await again.holding(a.holder.key)?.address == a.address) }
         let r = await again.assign(holder(50), until: .now)
         guard case .failure = r else { Issue.record("unheld addresses cool down after a restart: \(r)"); return }
+    }
+
+    /// Prefix delegation, WARM_PREFIX_TARGET 1: one free /28 kept, 16 addresses each.
+    @Test func prefixDelegationKeepsAFreePrefix() async throws {
+        let (m, ec2, _) = try await started(PoolTargets(warmENI: 0, warmPrefix: 1, prefixDelegation: true))
+        await settle(m)
+        #expect(await counts(m) == (1, 16, 0), "one prefix")
+        let first = await pods(m, 0..<1)
+        #expect(await counts(m) == (1, 32, 1), "a second prefix once the first is in use")
+        #expect(ec2.attached.first?.ipv4Prefixes.count == 2)
+        #expect(first.first.map { a in ec2.attached.first!.ipv4Prefixes.contains { $0.contains(.v4(a.address)) } } == true)
+        _ = await pods(m, 1..<17)
+        #expect(await counts(m) == (1, 48, 17))
+        for n in 0..<17 { _ = await m.release(holder(n).key) }
+        await settle(m)
+        #expect(await counts(m) == (1, 16, 0), "back to one free prefix")
+        #expect(ec2.attached.first?.ipv4Prefixes.count == 1)
     }
 }

@@ -344,6 +344,15 @@ def test_pool_calls(sim, trunk):
     ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni, PrivateIpAddresses=[assigned[0]["PrivateIpAddress"]])
     left = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0]["PrivateIpAddresses"]
     check(len(left) == 3, "unassigned one of four")
+    prefixes = ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, Ipv4PrefixCount=2)["AssignedIpv4Prefixes"]
+    check(len(prefixes) == 2 and all(p["Ipv4Prefix"].endswith("/28") for p in prefixes), f"two /28 prefixes delegated: {prefixes}")
+    listed = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0].get("Ipv4Prefixes", [])
+    check(sorted(p["Ipv4Prefix"] for p in listed) == sorted(p["Ipv4Prefix"] for p in prefixes), f"DescribeNetworkInterfaces lists them: {listed}")
+    expect_error("PrivateIpAddressLimitExceeded", "prefixes count as address slots",
+                 lambda: ec2.assign_private_ip_addresses(NetworkInterfaceId=eni, Ipv4PrefixCount=6))
+    ec2.unassign_private_ip_addresses(NetworkInterfaceId=eni, Ipv4Prefixes=[prefixes[0]["Ipv4Prefix"]])
+    listed = ec2.describe_network_interfaces(NetworkInterfaceIds=[eni])["NetworkInterfaces"][0].get("Ipv4Prefixes", [])
+    check([p["Ipv4Prefix"] for p in listed] == [prefixes[1]["Ipv4Prefix"]], f"one prefix taken back: {listed}")
     expect_error("InvalidNetworkInterface.InUse", "delete while attached", lambda: ec2.delete_network_interface(NetworkInterfaceId=eni))
     ec2.detach_network_interface(AttachmentId=attachment)
     ec2.delete_network_interface(NetworkInterfaceId=eni)

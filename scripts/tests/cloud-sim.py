@@ -229,11 +229,13 @@ class Model:
     @staticmethod
     def eni_view(index, eni):
         return {"eniId": eni.id, "mac": eni.mac_address, "ip": eni.private_ip_address,
-                "deviceIndex": index, "interfaceType": eni.interface_type}
+                "deviceIndex": index, "interfaceType": eni.interface_type,
+                "ipv4Prefixes": [p["Ipv4Prefix"] for p in getattr(eni, "ipv4_prefixes", None) or []]}
 
     def ready_fields(self, urls):
         primary = self.eni_view(*self.attached()[0])
         primary.pop("interfaceType")
+        primary.pop("ipv4Prefixes")
         subnet = self.ec2.get_subnet(self.subnet_id)
         return {**urls, "region": self.region, "availabilityZone": self.az,
                 "instanceId": self.instance_id, "vpcId": self.vpc_id,
@@ -367,7 +369,11 @@ def patch_pool_calls():
       index already in use (InvalidParameterValue) and Ipv4AddressesPerInterface
       (PrivateIpAddressLimitExceeded), from moto's own DescribeInstanceTypes data;
     * ModifyNetworkInterfaceAttribute honours Attachment.DeleteOnTermination, shown back by
-      DescribeNetworkInterfaces; an ENI still attached cannot be deleted (InvalidNetworkInterface.InUse)."""
+      DescribeNetworkInterfaces; an ENI still attached cannot be deleted (InvalidNetworkInterface.InUse);
+    * prefix delegation: AssignPrivateIpAddresses with Ipv4PrefixCount delegates aligned /28s that
+      hold no address in use (each one of the interface's address slots), answered in
+      AssignedIpv4Prefixes and listed in DescribeNetworkInterfaces' ipv4PrefixSet;
+      UnassignPrivateIpAddresses with Ipv4Prefix.N takes them back."""
     from moto.ec2.exceptions import EC2ClientError
     from moto.ec2.models.elastic_network_interfaces import NetworkInterfaceBackend
     from moto.ec2.models.instance_types import INSTANCE_TYPES
@@ -376,10 +382,28 @@ def patch_pool_calls():
     def network_info(instance):
         return INSTANCE_TYPES[instance.instance_type]["NetworkInfo"]
 
+    def prefixes_of(eni):
+        return [p["Ipv4Prefix"] for p in getattr(eni, "ipv4_prefixes", None) or []]
+
     def used_in_subnet(backend, subnet_id):
-        return {a["PrivateIpAddress"] for e in backend.enis.values() if e.subnet.id == subnet_id
-                for a in e.private_ip_addresses} | {e.private_ip_address for e in backend.enis.values()
-                                                    if e.subnet.id == subnet_id}
+        enis = [e for e in backend.enis.values() if e.subnet.id == subnet_id]
+        used = {a["PrivateIpAddress"] for e in enis for a in e.private_ip_addresses} | {e.private_ip_address for e in enis}
+        for e in enis:
+            for p in prefixes_of(e):
+                used |= {str(ip) for ip in ipaddress.IPv4Network(p)}
+        return used
+
+    def free_prefixes(backend, subnet, count):
+        used = {ipaddress.IPv4Address(a) for a in used_in_subnet(backend, subnet.id) if a}
+        net = ipaddress.IPv4Network(subnet.cidr_block)
+        # The first /28 holds the addresses AWS reserves.
+        candidates = [p for p in list(net.subnets(new_prefix=28))[1:] if not any(a in p for a in used)]
+        if len(candidates) < count:
+            raise EC2ClientError("InsufficientCidrBlocks", f"The specified subnet {subnet.id} does not have enough free cidr blocks")
+        return [str(p) for p in candidates[:count]]
+
+    def slots_used(eni):
+        return len(eni.private_ip_addresses) + len(prefixes_of(eni))
 
     def free_addresses(backend, subnet, count):
         used = used_in_subnet(backend, subnet.id)
@@ -404,7 +428,7 @@ def patch_pool_calls():
         if eni.instance is not None:
             limit = network_info(eni.instance)["Ipv4AddressesPerInterface"]
             wanted = len(private_ip_addresses or []) or int(secondary_ips_count or 0)
-            if len(eni.private_ip_addresses) + wanted > limit:
+            if slots_used(eni) + wanted > limit:
                 raise EC2ClientError("PrivateIpAddressLimitExceeded",
                                      f"Number of private addresses will exceed limit ({limit}) for {eni_id}")
         new = list(private_ip_addresses or []) or free_addresses(self, eni.subnet, int(secondary_ips_count or 0))
@@ -441,6 +465,18 @@ def patch_pool_calls():
     original_assign_response = ElasticNetworkInterfaces.assign_private_ip_addresses
 
     def assign_response(self):
+        count = self._get_int_param("Ipv4PrefixCount", 0)
+        if count:
+            from moto.core.responses import ActionResult
+            eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+            if eni.instance is not None:
+                limit = network_info(eni.instance)["Ipv4AddressesPerInterface"]
+                if slots_used(eni) + count > limit:
+                    raise EC2ClientError("PrivateIpAddressLimitExceeded",
+                                         f"Number of private addresses will exceed limit ({limit}) for {eni.id}")
+            new = [{"Ipv4Prefix": p} for p in free_prefixes(self.ec2_backend, eni.subnet, count)]
+            eni.ipv4_prefixes = (getattr(eni, "ipv4_prefixes", None) or []) + new
+            return ActionResult({"NetworkInterfaceId": eni.id, "AssignedIpv4Prefixes": new, "AssignedPrivateIpAddresses": []})
         result = original_assign_response(self)
         eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
         result.result["AssignedPrivateIpAddresses"] = [
@@ -458,6 +494,19 @@ def patch_pool_calls():
             eni.delete_on_termination = self._get_param("Attachment.DeleteOnTermination") in ("true", True)
         return original_modify_response(self)
 
+    original_unassign_response = ElasticNetworkInterfaces.unassign_private_ip_addresses
+
+    def unassign_response(self):
+        prefixes = self._get_param("Ipv4Prefixes", [])
+        if prefixes:
+            eni = self.ec2_backend.get_network_interface(self._get_param("NetworkInterfaceId"))
+            eni.ipv4_prefixes = [p for p in (getattr(eni, "ipv4_prefixes", None) or []) if p["Ipv4Prefix"] not in prefixes]
+            if not self._get_param("PrivateIpAddresses", []):
+                from moto.core.responses import EmptyResult
+                return EmptyResult()
+        return original_unassign_response(self)
+
+    ElasticNetworkInterfaces.unassign_private_ip_addresses = unassign_response
     ElasticNetworkInterfaces.assign_private_ip_addresses = assign_response
     ElasticNetworkInterfaces.modify_network_interface_attribute = modify_response
 
