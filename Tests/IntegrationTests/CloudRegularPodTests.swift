@@ -43,17 +43,23 @@ import Testing
         return Pod(container: "c\(i)", name: "p\(i)", netns: ns, result: r.out, ip: ip, deviceNumber: device)
     }
 
-    @Test func podsFillThePrimaryThenASecondENIAndLeaveNothing() async throws {
-        let n = try CloudNode(trunkAttached: false, ["ENABLE_POD_ENI": "false", "IP_COOLDOWN_PERIOD": "1"])
+    /// A node whose pods are all regular (pod ENI off), its ENIs mirrored, ipamd started with
+    /// `extra` and its warm pool filled (`warm` addresses on the primary ENI); the caller stops
+    /// the mirror and destroys the node.
+    func started(_ extra: [String: String], warm: Int) async throws -> (CloudNode, ENIMirror, PluginRunner) {
+        let n = try CloudNode(trunkAttached: false, ["ENABLE_POD_ENI": "false", "IP_COOLDOWN_PERIOD": "1"].merging(extra) { _, b in b })
         let mirror = ENIMirror(n)
-        defer { mirror.stop(); n.destroy() }
         #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
+        #expect(await eventually { pool(n).map { $0 == (1, warm, 0) } ?? false }, "warm pool: \(String(describing: pool(n)))")
+        return (n, mirror, PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "standard"))
+    }
+
+    @Test func podsFillThePrimaryThenASecondENIAndLeaveNothing() async throws {
         // WARM_ENI_TARGET=1 on an m5.large: the primary's 9 secondary addresses.
-        #expect(await eventually { pool(n).map { $0 == (1, 9, 0) } ?? false }, "warm pool: \(String(describing: pool(n)))")
+        let (n, mirror, plugin) = try await started([:], warm: 9)
+        defer { mirror.stop(); n.destroy() }
         n.cloud.resetCounts()
         let baselineRules = try rules(n)
-
-        let plugin = PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "standard")
         var pods: [Pod] = []
         for i in 0..<12 { if let p = try add(n, plugin, i) { pods.append(p) } }
         try #require(pods.count == 12)
@@ -110,12 +116,8 @@ import Testing
     /// each, the 28th pod refused with a clear error until a DEL frees an address (after its
     /// cool-down).
     @Test func throttlingAndTheInstanceTypesLimit() async throws {
-        let n = try CloudNode(trunkAttached: false, ["ENABLE_POD_ENI": "false", "IP_COOLDOWN_PERIOD": "1", "IP_WAIT_TIMEOUT": "3"])
-        let mirror = ENIMirror(n)
+        let (n, mirror, plugin) = try await started(["IP_WAIT_TIMEOUT": "3"], warm: 9)
         defer { mirror.stop(); n.destroy() }
-        #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
-        #expect(await eventually { pool(n).map { $0 == (1, 9, 0) } ?? false }, "warm pool: \(String(describing: pool(n)))")
-        let plugin = PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "standard")
 
         n.cloud.ec2Fault(code: "RequestLimitExceeded", status: 503, count: 100_000)
         var pods: [Pod] = []
@@ -148,12 +150,9 @@ import Testing
 
     /// ENABLE_PREFIX_DELEGATION: the pool holds /28 prefixes, the pods' addresses come from them.
     @Test func prefixDelegation() async throws {
-        let n = try CloudNode(trunkAttached: false, ["ENABLE_POD_ENI": "false", "ENABLE_PREFIX_DELEGATION": "true", "IP_COOLDOWN_PERIOD": "1"])
-        let mirror = ENIMirror(n)
+        // One /28 warm.
+        let (n, mirror, plugin) = try await started(["ENABLE_PREFIX_DELEGATION": "true"], warm: 16)
         defer { mirror.stop(); n.destroy() }
-        #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
-        #expect(await eventually { pool(n).map { $0 == (1, 16, 0) } ?? false }, "one /28 warm: \(String(describing: pool(n)))")
-        let plugin = PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "standard")
         var pods: [Pod] = []
         for i in 0..<20 { if let p = try add(n, plugin, i) { pods.append(p) } }
         #expect(pods.count == 20 && Set(pods.map(\.ip)).count == 20)
