@@ -55,14 +55,18 @@ public final class RPCHandler: Sendable {
     }
 
     func waitThenRespond(_ request: RPCRequest) async -> RPCReply {
-        if let pool, let pod = request.pod, !pod.containerID.isEmpty {
-            if request.method == .addNetwork, await isRegular(pod) { return await addRegular(pod, pool: pool) }
-            if request.method == .delNetwork { return await delRegular(pod, pool: pool, request) }
+        if request.method == .delNetwork, let pool, let pod = request.pod, !pod.containerID.isEmpty {
+            return await delRegular(pod, pool: pool, request)
         }
-        if request.method == .addNetwork, config.enablePodENI, let pod = request.pod, !pod.podName.isEmpty {
-            let bound = Duration.seconds(config.podENIWaitTimeout)
+        guard request.method == .addNetwork, let pod = request.pod else { return await offload { self.respond(request) } }
+        let bound = Duration.seconds(config.podENIWaitTimeout)
+        // Awaited once: whether the pod is a branch pod is the source's to say.
+        if config.enablePodENI, !pod.podName.isEmpty {
             let outcome = await metrics.inProgress("waitForPodDetails") { await source.awaitDetails(for: pod, until: .now + bound) }
             if outcome == .closed { return Self.shuttingDown }
+        }
+        if let pool, !pod.containerID.isEmpty, isRegular(pod) { return await addRegular(pod, pool: pool) }
+        if config.enablePodENI, !pod.podName.isEmpty {
             if case .branch = source.lookup(pod), trunk.awaitingAttachment {
                 logger.info("waiting for the trunk", metadata: ["pod": "\(pod.key)", "bound_s": "\(config.podENIWaitTimeout)"])
                 let outcome = await metrics.inProgress("waitForTrunk") { await trunk.awaitTrunk(until: .now + bound) }
@@ -82,14 +86,9 @@ public final class RPCHandler: Sendable {
     // MARK: regular pods
 
     /// Whether the pod gets a pool address: pod ENI off, or a pod (or, without a pod identity, a
-    /// container) the source has no branch details for. With pod ENI on, the pod's details are
-    /// awaited first: whether it is a branch pod is the source's to say.
-    func isRegular(_ pod: PodRequest) async -> Bool {
+    /// container) the source has no branch details for (after the wait for them).
+    func isRegular(_ pod: PodRequest) -> Bool {
         guard config.enablePodENI else { return true }
-        let outcome = await metrics.inProgress("waitForPodDetails") {
-            await source.awaitDetails(for: pod, until: .now + .seconds(config.podENIWaitTimeout))
-        }
-        if outcome == .closed { return false }
         // A pod the source has no branch details for is a regular pod, as in the reference.
         switch source.lookup(pod) {
         case .regular, .notFound: return true
