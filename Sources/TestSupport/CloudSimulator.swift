@@ -18,12 +18,15 @@ public struct SimENI: Sendable, Hashable {
     public var interfaceType: String?
     /// Delegated /28 prefixes (the harness's state only).
     public var ipv4Prefixes: [String]
+    /// Secondary addresses (the harness's state only).
+    public var ipv4Addresses: [String]
 
     init?(_ obj: Any?) {
         guard let o = obj as? [String: Any], let id = o["eniId"] as? String, let mac = o["mac"] as? String,
               let ip = o["ip"] as? String, let index = o["deviceIndex"] as? Int else { return nil }
         eniID = id; self.mac = mac; self.ip = ip; deviceIndex = index; interfaceType = o["interfaceType"] as? String
         ipv4Prefixes = o["ipv4Prefixes"] as? [String] ?? []
+        ipv4Addresses = o["ipv4Addresses"] as? [String] ?? []
     }
 }
 
@@ -112,13 +115,15 @@ public final class CloudSimulator: @unchecked Sendable {
     }
 
     /// `netns`: serve on that network namespace's loopback (for an ipamd running there).
-    public init(netns: String? = nil, region: String = "us-west-2") throws {
+    /// `instanceType`: the node's (its ENI and address limits are moto's table's).
+    public init(netns: String? = nil, region: String = "us-west-2", instanceType: String = "m5.large") throws {
+        let args = [Self.python, Self.script, "--region", region, "--instance-type", instanceType]
         if let netns {
             process.executableURL = URL(fileURLWithPath: TestNamespace.ipPath)
-            process.arguments = ["netns", "exec", netns, Self.python, Self.script, "--region", region]
+            process.arguments = ["netns", "exec", netns] + args
         } else {
             process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-            process.arguments = [Self.python, Self.script, "--region", region]
+            process.arguments = args
         }
         process.standardInput = stdin
         process.standardOutput = stdout

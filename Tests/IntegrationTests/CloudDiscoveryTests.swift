@@ -16,16 +16,24 @@ final class CloudNode {
 
     /// `trunkAttached`: a trunk ENI attached in EC2 with the node's eth1 carrying its MAC;
     /// false: no trunk yet (eth1 is removed; `attachTrunk` brings one later).
-    init(trunkAttached: Bool = true, mode: String = "strict", _ extra: [String: String] = [:]) throws {
+    /// `instanceType`: the node's (moto's limits for it).
+    init(trunkAttached: Bool = true, mode: String = "strict", instanceType: String = "m5.large", _ extra: [String: String] = [:]) throws {
         sim = try SimNode()
         do {
-            cloud = try CloudSimulator(netns: sim.node.name)
+            cloud = try CloudSimulator(netns: sim.node.name, instanceType: instanceType)
         } catch {
             sim.destroy()
             throw error
         }
-        // The node's primary interface is the ENI at device 0: same MAC.
-        try sim.node.ip("link", "set", "eth0", "address", cloud.initial.primaryENI.mac)
+        // The node's primary interface is the ENI at device 0: same MAC and address, in the
+        // simulator's subnet (10.0.0.0/19) whose gateway is the VPC's 10.0.0.1.
+        let primary = cloud.initial.primaryENI
+        try sim.node.ip("link", "set", "eth0", "address", primary.mac)
+        try sim.node.ip("addr", "flush", "dev", "eth0")
+        try sim.node.ip("addr", "add", "\(primary.ip)/19", "dev", "eth0")
+        try sim.node.ip("route", "replace", "default", "via", "10.0.0.1", "dev", "eth0")
+        try sim.vpc.ip("addr", "flush", "dev", "primary0")
+        try sim.vpc.ip("addr", "add", "10.0.0.1/19", "dev", "primary0")
         if trunkAttached {
             guard let trunk = cloud.createENI(type: "trunk", attach: true) else { throw CloudNodeError.simulator("create_eni") }
             try sim.node.ip("link", "set", "eth1", "address", trunk.mac)

@@ -111,6 +111,46 @@ import Testing
         print("regular pods: addresses held after 12 ADD and DEL: \(pool(n)?.assigned ?? -1)")
     }
 
+    /// Traffic: two regular pods on different ENIs reach each other; each reaches a VPC address
+    /// with its own address and through its own ENI (the VPC drops a source arriving on another
+    /// ENI's wire, as EC2's source/destination check does), the VPC reaches the pod on the second
+    /// ENI, and a connection leaving the VPC arrives from the node's primary IP (SNAT).
+    @Test func podsOnTwoENIsTalkWithTheirOwnAddressesAndLeaveTheVPCSNATed() async throws {
+        let (n, mirror, plugin) = try await started([:], warm: 9)
+        defer { mirror.stop(); n.destroy() }
+        var pods: [Pod] = []
+        for i in 0..<10 { if let p = try add(n, plugin, i) { pods.append(p) } }
+        try #require(pods.count == 10)
+        let onPrimary = pods[0], onSecond = pods[9]
+        try #require(onPrimary.deviceNumber == 0 && onSecond.deviceNumber == 1)
+        #expect(await eventually { mirror.routes(onPrimary.ip.description) && mirror.routes(onSecond.ip.description) }, "the VPC routes both")
+        // In the VPC namespace: a VPC address outside the subnet, and one outside the VPC.
+        let vpcHost = "10.0.200.1", internet = "198.51.100.1", nodeIP = n.cloud.initial.primaryENI.ip
+        try n.sim.vpc.ip("addr", "add", "\(vpcHost)/32", "dev", "lo")
+        try n.sim.vpc.ip("addr", "add", "\(internet)/32", "dev", "lo")
+        let vpcServer = try WhoamiServer(netns: n.sim.vpc.path)
+        let podServer = try WhoamiServer(netns: onSecond.netns.path)
+        defer { vpcServer.stop(); podServer.stop() }
+
+        for p in [onPrimary, onSecond] {
+            #expect(WhoamiServer.sourceSeen(from: p.netns.path, vpcHost) == p.ip.description, "\(p.name) on ENI \(p.deviceNumber) → VPC: its own address")
+            #expect(WhoamiServer.sourceSeen(from: p.netns.path, internet) == nodeIP, "\(p.name) → outside the VPC: SNATed to the node's primary IP")
+        }
+        #expect(WhoamiServer.sourceSeen(from: onPrimary.netns.path, onSecond.ip.description) == onPrimary.ip.description, "pod to pod across ENIs")
+        #expect(WhoamiServer.sourceSeen(from: n.sim.vpc.path, onSecond.ip.description, source: vpcHost) == vpcHost,
+                "the VPC reaches the pod on the second ENI, and its answers go back out that ENI")
+
+        // The check above can fail: without its 1536 rule the second ENI's pod leaves through the
+        // primary ENI, and the VPC drops it.
+        let rule = ["from", "\(onSecond.ip)/32", "lookup", "2", "priority", "1536"]
+        #expect(try n.sim.node.exec([TestNamespace.ipPath, "rule", "del"] + rule).status == 0)
+        #expect(WhoamiServer.sourceSeen(from: onSecond.netns.path, vpcHost, timeout: 2) == nil, "source/destination check")
+        #expect(try n.sim.node.exec([TestNamespace.ipPath, "rule", "add"] + rule).status == 0)
+
+        for p in pods { _ = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result) }
+        #expect(await eventually { pool(n)?.assigned == 0 })
+    }
+
     /// EC2 throttled: the warm pool still serves every ADD it can, the next one waits its bound
     /// and gets code 11 naming EC2's error. Then the instance type's limit: 3 ENIs of 9 addresses
     /// each, the 28th pod refused with a clear error until a DEL frees an address (after its

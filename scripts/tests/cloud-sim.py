@@ -36,8 +36,9 @@ corrupt the protocol.
 Beyond the contract (all optional, nothing in the contract changes):
   * commands: ec2_fault "action" (only that Action consumes the fault), "message", "delay";
     imds_fault "path" (only requests whose path starts with it); create_eni "subnetId";
-    add_vpc_cidr "vpcId" and its answer's "associationId"/"vpcCidrs"; -v/--verbose logs requests.
-  * IMDS also serves ami-id, instance-type (m5.large), hostname, local-hostname, iam/info, per-MAC
+    add_vpc_cidr "vpcId" and its answer's "associationId"/"vpcCidrs"; -v/--verbose logs requests;
+    --instance-type (m5.large by default); state lists each ENI's secondary "ipv4Addresses".
+  * IMDS also serves ami-id, instance-type, hostname, local-hostname, iam/info, per-MAC
     owner-id and security-group-ids, and /latest/dynamic/instance-identity/document.
   * Credentials are fixed strings (NODE_CREDS for the IMDS role, POD_CREDS for Pod Identity) so a
     test can tell from a request's signature which one a client used.
@@ -197,7 +198,7 @@ MODEL_LOCK = threading.RLock()
 
 
 class Model:
-    def __init__(self, region):
+    def __init__(self, region, instance_type=INSTANCE_TYPE):
         self.region = region
         self.az = region + "a"
         self.ec2 = get_backend("ec2")[DEFAULT_ACCOUNT_ID][region]
@@ -205,7 +206,7 @@ class Model:
         vpc = self.ec2.create_vpc(cidr_block="10.0.0.0/16")
         subnet = self.ec2.create_subnet(vpc.id, "10.0.0.0/19", availability_zone=self.az)
         reservation = self.ec2.run_instances(
-            IMAGE_ID, 1, None, [], instance_type=INSTANCE_TYPE, is_instance_type_default=False,
+            IMAGE_ID, 1, None, [], instance_type=instance_type, is_instance_type_default=False,
             region_name=region, subnet_id=subnet.id, nics=[])
         self.vpc_id, self.subnet_id = vpc.id, subnet.id
         self.instance_id = reservation.instances[0].id
@@ -230,12 +231,15 @@ class Model:
     def eni_view(index, eni):
         return {"eniId": eni.id, "mac": eni.mac_address, "ip": eni.private_ip_address,
                 "deviceIndex": index, "interfaceType": eni.interface_type,
-                "ipv4Prefixes": [p["Ipv4Prefix"] for p in getattr(eni, "ipv4_prefixes", None) or []]}
+                "ipv4Prefixes": [p["Ipv4Prefix"] for p in getattr(eni, "ipv4_prefixes", None) or []],
+                "ipv4Addresses": [a["PrivateIpAddress"] for a in eni.private_ip_addresses
+                                  if a["PrivateIpAddress"] != eni.private_ip_address]}
 
     def ready_fields(self, urls):
         primary = self.eni_view(*self.attached()[0])
         primary.pop("interfaceType")
         primary.pop("ipv4Prefixes")
+        primary.pop("ipv4Addresses")
         subnet = self.ec2.get_subnet(self.subnet_id)
         return {**urls, "region": self.region, "availabilityZone": self.az,
                 "instanceId": self.instance_id, "vpcId": self.vpc_id,
@@ -752,13 +756,13 @@ class ImdsServer(ThreadingHTTPServer):
 
 
 class Sim:
-    def __init__(self, host, region):
+    def __init__(self, host, region, instance_type=INSTANCE_TYPE):
         self.counters, self.tokens = Counters(), Tokens()
         self.ec2_faults, self.imds_faults = Faults(), Faults()
         self.container_token = DEFAULT_CONTAINER_TOKEN
         patch_create_network_interface()
         patch_pool_calls()
-        self.model = Model(region)
+        self.model = Model(region, instance_type)
         self.dispatcher = Dispatcher(region)
         self.front = Ec2Front(self.dispatcher, self.counters, self.ec2_faults)
         self.ec2_server = make_server(host, 0, self.front, threaded=True)
@@ -889,13 +893,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--region", default="us-west-2")
+    parser.add_argument("--instance-type", default=INSTANCE_TYPE,
+                        help="the node's EC2 instance type (its ENI and address limits are moto's)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request on stderr")
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
                         format="cloud-sim: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     started = time.monotonic()
-    sim = Sim(args.host, args.region)
+    sim = Sim(args.host, args.region, args.instance_type)
     sim.start()
     with MODEL_LOCK:
         ready = sim.model.ready_fields(sim.urls)
