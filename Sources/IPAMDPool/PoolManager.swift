@@ -85,9 +85,16 @@ public actor PoolManager: AddressPoolService {
         lastDecrease = .now
     }
 
+    /// Attached ENIs the pool does not use (the trunk, EFA, `no_manage`): they hold interface
+    /// slots of the instance all the same. Learnt at start and before each attach.
+    var otherENIs = 0
+    var trunkAttached = false
+    /// A slot kept for the trunk: pod ENI on and the trunk not attached yet.
+    var reserveTrunkSlot: Bool { settings.reserveTrunkSlot && !trunkAttached }
+
     /// The addresses the instance type allows for pods, on every ENI the pool may use.
     public var capacity: Int {
-        max(limits.maxENIs - (settings.reserveTrunkSlot ? 1 : 0), 1) * limits.podAddressesPerENI(prefixDelegation: settings.targets.prefixDelegation)
+        max(limits.maxENIs - otherENIs - (reserveTrunkSlot ? 1 : 0), 1) * limits.podAddressesPerENI(prefixDelegation: settings.targets.prefixDelegation)
     }
 
     // MARK: start
@@ -100,9 +107,8 @@ public actor PoolManager: AddressPoolService {
                       now: ContinuousClock.Instant = .now) async throws(CloudError) -> [(AddressHolder, IPv4Address)] {
         let type = try await ec2.instanceTypeLimits(settings.instanceType)
         limits = ENILimits(maxENIs: min(type.maxENIs, settings.maxENI ?? type.maxENIs), addressesPerENI: type.ipv4PerENI)
-        for eni in attached where eni.interfaceType == "interface" {
+        for eni in attached where Self.poolUses(eni) {
             guard let device = eni.deviceIndex, let primary = eni.primaryIPv4 else { continue }
-            if let tag = eni.tags["node.k8s.amazonaws.com/no_manage"], tag == "true" { continue }
             let subnet = subnets[eni.mac] ?? settings.subnet
             pool.addENI(PoolENI(id: eni.id, deviceNumber: device, primaryIP: primary, subnet: subnet, since: now))
             macs[eni.id] = eni.mac
@@ -110,6 +116,7 @@ public actor PoolManager: AddressPoolService {
             for p in eni.ipv4Prefixes { pool.add(prefix: p, to: eni.id, coolUntil: now + settings.cooldown) }
             if device != 0 { await bringUp(eni, subnet: subnet, until: now + .seconds(5)) }
         }
+        noteOthers(attached)
         var missing: [(AddressHolder, IPv4Address)] = []
         for (holder, address) in restored where !pool.restore(holder, address: address) { missing.append((holder, address)) }
         report()
@@ -119,6 +126,18 @@ public actor PoolManager: AddressPoolService {
         ])
         changed.broadcast()
         return missing
+    }
+
+    /// Whether the pool takes addresses from an attached ENI: a plain interface not marked
+    /// `no_manage`, as in the reference.
+    static func poolUses(_ eni: NetworkInterfaceDescription) -> Bool {
+        eni.interfaceType == "interface" && eni.tags["node.k8s.amazonaws.com/no_manage"] != "true"
+    }
+
+    /// `attached`: every ENI on the instance now.
+    func noteOthers(_ attached: [NetworkInterfaceDescription]) {
+        otherENIs = attached.filter { pool.enis[$0.id] == nil && leaving[$0.id] == nil }.count
+        trunkAttached = attached.contains { $0.interfaceType == "trunk" }
     }
 
     func bringUp(_ eni: NetworkInterfaceDescription, subnet: IPPrefix, until deadline: ContinuousClock.Instant) async {
@@ -148,14 +167,9 @@ public actor PoolManager: AddressPoolService {
             if isFull { return .failure(.full(enis: pool.enis.count, addresses: pool.counts.total)) }
             if ContinuousClock.now >= deadline { return .failure(.refilling(lastError: lastError)) }
             wake.broadcast()
-            var first = true
             // Returns at the next change of the pool, when a cooling address becomes free, or at
             // the deadline; the loop looks again.
-            let until = min(deadline, pool.nextCoolingExpiry ?? deadline)
-            _ = await changed.wait(until: until) {
-                defer { first = false }
-                return !first
-            }
+            await changed.waitForNextChange(until: min(deadline, pool.nextCoolingExpiry ?? deadline))
         }
     }
 
@@ -191,11 +205,7 @@ public actor PoolManager: AddressPoolService {
     public func run() async {
         while !Task.isCancelled {
             await reconcile()
-            var first = true
-            _ = await wake.wait(until: .now + settings.tick) {
-                defer { first = false }
-                return !first
-            }
+            await wake.waitForNextChange(until: .now + settings.tick)
         }
     }
 
@@ -253,12 +263,23 @@ public actor PoolManager: AddressPoolService {
             logger.info("address pool grew", metadata: ["eni": "\(eni.id)", "slots": "\(min(count, room))", "total": "\(pool.counts.total)"])
             return
         }
-        let attached = pool.enis.count + leaving.count
-        guard PoolPlanner.roomForENI(attached: attached, limits: limits, reserveTrunkSlot: settings.reserveTrunkSlot) else { return }
+        let attached = pool.enis.count + leaving.count + otherENIs
+        guard PoolPlanner.roomForENI(attached: attached, limits: limits, reserveTrunkSlot: reserveTrunkSlot) else { return }
         try await attachENI(addresses: min(count, slots), now: now)
     }
 
     func attachENI(addresses: Int, now: ContinuousClock.Instant) async throws(CloudError) {
+        // EC2's view of the instance, as the reference asks before each attach: the trunk (which
+        // the resource controller may attach at any time), EFA and other owners' ENIs hold device
+        // indexes and count toward the instance's limit too.
+        let onInstance = try await ec2.describeInstanceNetworkInterfaces(instanceID: settings.instanceID)
+        noteOthers(onInstance)
+        guard PoolPlanner.roomForENI(attached: onInstance.count, limits: limits, reserveTrunkSlot: reserveTrunkSlot) else {
+            logger.debug("no room for another ENI", metadata: ["attached": "\(onInstance.count)", "max_enis": "\(limits.maxENIs)"])
+            return
+        }
+        let used = Set(onInstance.compactMap(\.deviceIndex)).union(pool.enis.values.map(\.deviceNumber))
+        guard let device = (1..<max(limits.maxENIs, 2)).first(where: { !used.contains($0) }) else { return }
         var tags = ["node.k8s.amazonaws.com/instance_id": settings.instanceID,
                     "node.k8s.amazonaws.com/createdAt": Timestamp.rfc3339Now(fractionDigits: 0)]
         if let cluster = settings.clusterName {
@@ -267,8 +288,6 @@ public actor PoolManager: AddressPoolService {
         }
         let eni = try await ec2.createNetworkInterface(ENIRequest(subnetID: settings.subnetID, securityGroupIDs: settings.securityGroupIDs.sorted(),
                                                                   description: "aws-K8S-\(settings.instanceID)", tags: tags))
-        let used = Set(pool.enis.values.map(\.deviceNumber))
-        let device = (1..<max(limits.maxENIs, 2)).first { !used.contains($0) } ?? pool.enis.count
         let attachment: String
         do throws(CloudError) {
             attachment = try await ec2.attachNetworkInterface(id: eni.id, instanceID: settings.instanceID, deviceIndex: device)

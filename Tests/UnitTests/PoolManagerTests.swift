@@ -40,7 +40,18 @@ final class FakePoolEC2: EC2PoolAPI, @unchecked Sendable {
     var all: [NetworkInterfaceDescription] { lock.withLock { enis.values.map(\.d) } }
     func count(_ name: String) -> Int { lock.withLock { calls[name] ?? 0 } }
 
-    func describeInstanceNetworkInterfaces(instanceID: String) async throws(CloudError) -> [NetworkInterfaceDescription] { attached }
+    func describeInstanceNetworkInterfaces(instanceID: String) async throws(CloudError) -> [NetworkInterfaceDescription] {
+        try call("DescribeInstanceNetworkInterfaces") { enis.values.map(\.d).filter { $0.deviceIndex != nil } }
+    }
+    /// What the VPC resource controller does: a trunk ENI attached at `deviceIndex`.
+    func attachTrunk(deviceIndex: Int) {
+        lock.withLock {
+            let ip = take()
+            enis["eni-trunk"] = ENI(d: NetworkInterfaceDescription(id: "eni-trunk", mac: MACAddress("0a:00:00:00:0f:01")!, interfaceType: "trunk",
+                                                                    deviceIndex: deviceIndex, subnetID: "subnet-1", vpcID: "vpc-1", privateIPv4s: [ip],
+                                                                    primaryIPv4: ip, attachmentID: "attach-trunk"))
+        }
+    }
     func instanceTypeLimits(_ instanceType: String) async throws(CloudError) -> InstanceTypeLimits { try call("DescribeInstanceTypes") { limits } }
     func networkInterfaces(ids: [String]) async throws(CloudError) -> [NetworkInterfaceDescription] {
         try call("DescribeNetworkInterfaces") { ids.compactMap { enis[$0]?.d } }
@@ -60,6 +71,9 @@ final class FakePoolEC2: EC2PoolAPI, @unchecked Sendable {
         try call("AttachNetworkInterface") { () throws(CloudError) -> String in
             let n = enis.values.filter { $0.d.deviceIndex != nil }.count
             guard n < limits.maxENIs else { throw .api(status: 400, code: "AttachmentLimitExceeded", message: "", requestID: nil) }
+            guard !enis.values.contains(where: { $0.d.deviceIndex == deviceIndex }) else {
+                throw .api(status: 400, code: "InvalidParameterValue", message: "device index \(deviceIndex) in use", requestID: nil)
+            }
             enis[id]!.d.deviceIndex = deviceIndex
             enis[id]!.d.attachmentID = "attach-\(id)"
             return "attach-\(id)"
@@ -210,6 +224,31 @@ final class FakeENIHost: ENIHost, @unchecked Sendable {
         await settle(m)
         let c = await counts(m)
         #expect(c.total == 5 && c.assigned == 0, "back to MINIMUM_IP_TARGET")
+    }
+
+    /// The trunk the resource controller attaches after start holds a device index and an
+    /// interface slot: the pool attaches around it and counts it toward the instance's limit.
+    @Test func aTrunkAttachedAfterStartHoldsItsDeviceAndSlot() async throws {
+        let (m, ec2, _) = try await started()
+        await settle(m)
+        ec2.attachTrunk(deviceIndex: 1)
+        _ = await pods(m, 0..<18)
+        #expect(ec2.attached.map(\.deviceIndex) == [0, 1, 2], "the new ENI at device 2")
+        #expect(ec2.attached.last?.interfaceType == "interface")
+        #expect(await counts(m) == (2, 18, 18), "primary, trunk and one more: the m5.large's 3")
+        guard case .failure(.full) = await m.assign(holder(99), until: .now) else { Issue.record("not full"); return }
+    }
+
+    /// A trunk attached before start holds its slot from the start.
+    @Test func aTrunkAttachedAtStartCountsTowardTheLimit() async throws {
+        let ec2 = FakePoolEC2(), host = FakeENIHost()
+        ec2.attachTrunk(deviceIndex: 1)
+        let m = PoolManager(settings: Self.settings(trunk: false), ec2: ec2, host: host, logger: quiet)
+        _ = try await m.start(attached: ec2.attached, subnets: [:], restored: [])
+        #expect(await m.capacity == 18, "two of the three ENIs for pods")
+        _ = await pods(m, 0..<18)
+        #expect(ec2.attached.map(\.deviceIndex) == [0, 1, 2])
+        guard case .failure(.full) = await m.assign(holder(99), until: .now) else { Issue.record("not full"); return }
     }
 
     @Test func withoutTheTrunkSlotAThirdENI() async throws {
