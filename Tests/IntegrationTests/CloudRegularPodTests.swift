@@ -12,36 +12,13 @@ import Testing
 /// warm pool on the primary ENI, a second ENI attached and set up when it runs low, the pods'
 /// rules per ENI, a restart that keeps every holder, and DEL that leaves nothing behind.
 @Suite(.serialized, .ownThread, .enabled(if: isRoot)) struct CloudRegularPodTests {
-    struct Pod {
-        var container: String
-        var name: String
-        var netns: TestNamespace
-        var result: String
-        var ip: IPAddress
-        var deviceNumber: Int
-    }
+    typealias Pod = RegularPod
 
-    /// (ENIs, addresses, held) as `/v1/enis` shows them.
-    func pool(_ n: CloudNode) -> (enis: Int, total: Int, assigned: Int)? {
-        guard let cards = try? n.ipamd.get("/v1/enis").json as? [String: [String: Any]], let card = cards["0"],
-              let enis = card["ENIs"] as? [String: [String: Any]] else { return nil }
-        let pool = enis.values.filter { !($0["AvailableIPv4Cidrs"] as? [String: Any] ?? [:]).isEmpty }
-        return (pool.count, card["TotalIPs"] as? Int ?? -1, card["AssignedIPs"] as? Int ?? -1)
-    }
+    func pool(_ n: CloudNode) -> (enis: Int, total: Int, assigned: Int)? { n.poolCounts() }
 
     func rules(_ n: CloudNode) throws -> [Rule] { try LibNLClient(namespacePath: n.sim.node.path).rules(family: .ipv4) }
 
-    func add(_ n: CloudNode, _ plugin: PluginRunner, _ i: Int) throws -> Pod? {
-        let ns = try n.sim.newPodNamespace()
-        let r = try plugin.run("ADD", container: "c\(i)", pod: "p\(i)", netns: ns.path)
-        guard r.exitCode == 0, let result = try? CNIJSON.decode(CNIResult.self, from: r.stdout),
-              let ip = result.ips?.first.flatMap({ IPPrefix($0.address)?.address }),
-              let device = result.interfaces?.last?.sandbox.flatMap({ Int($0) }) else {
-            Issue.record("ADD p\(i): \(r) \(n.ipamd.log.suffix(5))")
-            return nil
-        }
-        return Pod(container: "c\(i)", name: "p\(i)", netns: ns, result: r.out, ip: ip, deviceNumber: device)
-    }
+    func add(_ n: CloudNode, _ plugin: PluginRunner, _ i: Int) throws -> Pod? { try plugin.addRegular(n, "p\(i)") }
 
     /// A node whose pods are all regular (pod ENI off), its ENIs mirrored, ipamd started with
     /// `extra` and its warm pool filled (`warm` addresses on the primary ENI); the caller stops
@@ -149,6 +126,21 @@ import Testing
 
         for p in pods { _ = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result) }
         #expect(await eventually { pool(n)?.assigned == 0 })
+    }
+
+    /// Churn: 150 random ADDs and DELs (at most 20 pods at once, so ENIs come and go), then
+    /// every pod deleted: after the cool-down no address is held, and no pod rule or host veth
+    /// is left in the node.
+    @Test func churnLeavesNothingBehind() async throws {
+        let (n, mirror, plugin) = try await started([:], warm: 9)
+        defer { mirror.stop(); n.destroy() }
+        var churn = RegularPodChurn(node: n, plugin: plugin, seed: 7)
+        let result = try churn.run(operations: 150, maxLive: 20)
+        #expect(result.failures == 0, "\(result.failures) of \(result.adds) ADD and \(result.dels) DEL failed")
+        #expect(await eventually { pool(n)?.assigned == 0 }, "held after the churn: \(String(describing: pool(n)))")
+        let left = try result.leftovers(n)
+        #expect(left.rules == 0 && left.veths == 0, "left: \(left)")
+        print("regular pods: churn of \(result.adds) ADD and \(result.dels) DEL: \(pool(n)?.assigned ?? -1) addresses held after, \(left.rules) rules and \(left.veths) veths left")
     }
 
     /// EC2 throttled: the warm pool still serves every ADD it can, the next one waits its bound

@@ -29,6 +29,7 @@ refused "unknown protocol" '.securityGroups["sg-node"].egress[0].protocol = "sct
 refused "unknown group on an interface" '.interfaces["eni-database"].groups = ["sg-x"]' 'interfaces.eni-database.groups'
 refused "branch VLAN out of range" '.interfaces["eni-0a7c000000000007"].branch.vlanId = 4095' 'interfaces.eni-0a7c000000000007.branch.vlanId'
 refused "branch address outside its subnet" '.interfaces["eni-0a7c000000000007"].ip = "10.0.64.7"' 'does not contain'
+refused "bad secondary address" '.interfaces["eni-node-primary"].secondaryIps = ["10.0.0.300"]' 'interfaces.eni-node-primary.secondaryIps[0]'
 refused "bad CIDR" '.securityGroups["sg-node"].ingress[0].cidr = "10.0.0.0/33"' 'cidr'
 
 echo "== verdicts"
@@ -44,6 +45,12 @@ assert_eq "egress to 0.0.0.0/0 reaches the internet (no groups there)" allowed "
 assert_eq "udp is not tcp" "blocked egress_eni_0a7c000000000007: sg-db-client egress has no rule for udp/5432 to 10.0.64.10" \
     "$(verdict 10.0.40.7 10.0.64.10 udp 5432)"
 assert_eq "the node's group reaches a pod's probe port" allowed "$(verdict 10.0.0.10 10.0.40.9 tcp 8080)"
+# A regular pod's address is a secondary address of a node ENI: it carries that ENI's groups.
+REGULAR=$WORK/regular.json
+jq '.interfaces["eni-node-primary"].secondaryIps = ["10.0.0.21"]' "$FILE" > "$REGULAR"
+assert_eq "a secondary address carries its interface's groups (sg-node reaches a probe port)" allowed "$(vpcpy check "$REGULAR" 10.0.0.21 10.0.40.9 tcp 8080)"
+assert_eq "a secondary address is held to its interface's ingress" \
+    "blocked ingress_eni_node_primary: sg-node ingress has no rule for tcp/22 from 198.51.100.10" "$(vpcpy check "$REGULAR" 198.51.100.10 10.0.0.21 tcp 22)"
 assert_eq "a port range includes its ends" allowed "$(vpcpy check "$(mutate '.securityGroups["sg-database"].ingress[0].ports = "5000-5432"')" 10.0.40.7 10.0.64.10 tcp 5432)"
 
 echo "== the rendered table in a namespace"
@@ -55,6 +62,10 @@ vpcpy nft "$FILE" | ip netns exec "$NS" nft -f - && pass "it loads again" || fai
 assert_eq "a reload replaces the table (same rule count)" "$first" "$(rules)"
 assert_eq "group sets hold the members' addresses" '["10.0.40.7","10.0.40.8"]' \
     "$(ip netns exec "$NS" nft -j list set ip vpc-sg sg_db_client | jq -c '[.nftables[] | select(.set) | .set.elem[]]')"
+vpcpy nft "$REGULAR" | ip netns exec "$NS" nft -f -
+assert_eq "a group's set holds its interfaces' secondary addresses" '["10.0.0.10","10.0.0.21"]' \
+    "$(ip netns exec "$NS" nft -j list set ip vpc-sg sg_node | jq -c '[.nftables[] | select(.set) | .set.elem[]]')"
+vpcpy nft "$FILE" | ip netns exec "$NS" nft -f -
 assert_eq "every interface has an egress and an ingress chain ending in a counted drop" 10 \
     "$(ip netns exec "$NS" nft -j list table ip vpc-sg | jq '[.nftables[] | select(.rule) | .rule | select(.chain != "forward") | select(any(.expr[]; has("drop")) and any(.expr[]; has("counter")))] | length')"
 summary

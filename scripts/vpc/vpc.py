@@ -13,7 +13,9 @@
 Security groups behave as in EC2: stateful (replies always pass), allow-only rules, a connection
 must pass the egress rules of the interface it leaves and the ingress rules of the interface it
 reaches; a rule's peer is a CIDR or a group (every address of an interface carrying that group).
-Addresses outside every interface (the "internet") have no groups of their own.
+Addresses outside every interface (the "internet") have no groups of their own. An interface's
+"secondaryIps" (the addresses regular pods get from a node's ENI) carry that interface's groups,
+as in EC2.
 """
 import ipaddress
 import json
@@ -59,6 +61,11 @@ def load(path):
             ipaddress.IPv4Address(eni["ip"])
         except (KeyError, ValueError) as e:
             raise ConfigError(f"interfaces.{name}.ip: {e}")
+        for i, ip in enumerate(eni.get("secondaryIps", [])):
+            try:
+                ipaddress.IPv4Address(ip)
+            except ValueError as e:
+                raise ConfigError(f"interfaces.{name}.secondaryIps[{i}]: {e}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", eni.get("link", "")):
             raise ConfigError(f"interfaces.{name}.link: an interface name in the vpc namespace is required")
         if "branch" in eni:
@@ -101,8 +108,12 @@ def ident(name):
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
+def addresses(eni):
+    return [eni["ip"]] + eni.get("secondaryIps", [])
+
+
 def members(doc, group):
-    return sorted((e["ip"] for e in doc["interfaces"].values() if group in e.get("groups", [])),
+    return sorted((ip for e in doc["interfaces"].values() if group in e.get("groups", []) for ip in addresses(e)),
                   key=ipaddress.IPv4Address)
 
 
@@ -166,7 +177,7 @@ def rule_allows(doc, rule, peer_ip, proto, port):
 
 def interface_of(doc, ip):
     for name, eni in doc["interfaces"].items():
-        if eni["ip"] == ip:
+        if ip in addresses(eni):
             return name, eni
     return None, None
 

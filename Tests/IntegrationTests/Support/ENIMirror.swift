@@ -8,9 +8,10 @@ import TestSupport
 /// - when EC2 attaches an ENI, a link with its MAC appears in the node (down, MTU 1500), wired to
 ///   the simulated VPC; on detach it goes away;
 /// - the VPC delivers every address an ENI holds (primary, secondary, each address of a /28
-///   prefix) to that ENI's MAC on that ENI's wire, and nothing else: the VPC namespace's strict
-///   reverse-path filter drops a packet whose source address arrives on another ENI's wire, as
-///   EC2's source/destination check does.
+///   prefix) to that ENI's MAC on that ENI's wire, and nothing else: a strict reverse-path check
+///   in the VPC namespace (nftables `fib saddr . iif`, for IP only: the node's ARP requests carry
+///   whatever source address it picks, as on EC2) drops a packet whose source address arrives on
+///   another ENI's wire, as EC2's source/destination check does.
 final class ENIMirror: @unchecked Sendable {
     // @unchecked: `links` and `delivered` are only touched on the mirror's thread (`routed` is a
     // copy behind a lock), `stopped` is atomic.
@@ -23,14 +24,25 @@ final class ENIMirror: @unchecked Sendable {
     /// Address → (the VPC's link toward its ENI, the ENI's MAC) as installed in the VPC namespace.
     private var delivered: [String: Delivery] = [:]
     private let routed = Mutex<Set<String>>([])
+    private let events = Mutex<[String]>([])
 
     private struct Delivery: Equatable { var link: String; var mac: String }
 
     init(_ node: CloudNode) {
         cloud = node.cloud
         sim = node.sim
-        _ = try? sim.vpc.exec(["/usr/sbin/sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.default.rp_filter=1"])
-        for link in ["primary0", "trunk"] { _ = try? sim.vpc.exec(["/usr/sbin/sysctl", "-qw", "net.ipv4.conf.\(link).rp_filter=1"]) }
+        // The VPC forwards between ENIs.
+        _ = try? sim.vpc.exec(["/usr/sbin/sysctl", "-qw", "net.ipv4.ip_forward=1"])
+        let check = """
+            table ip vpc-source-check {
+                chain prerouting {
+                    type filter hook prerouting priority raw; policy accept;
+                    fib saddr . iif oif missing counter drop
+                }
+            }
+            """
+        let loaded = try? Spawn.run(["/usr/sbin/nft", "-f", "-"], env: ["PATH": "/usr/sbin:/usr/bin"], stdin: Array(check.utf8), netns: sim.vpc.path)
+        precondition(loaded?.exitCode == 0, "the VPC's source check did not load: \(String(describing: loaded))")
         Thread.detachNewThread { [self] in
             while !stopped.load(ordering: .relaxed) {
                 sync()
@@ -41,6 +53,14 @@ final class ENIMirror: @unchecked Sendable {
         }
     }
 
+    /// What the mirror did, with the time (for a failing test's message).
+    var history: [String] { events.withLock { $0 } }
+
+    private func note(_ what: String) {
+        let line = "\(Date()) \(what)"
+        events.withLock { $0.append(line) }
+    }
+
     /// Whether the VPC delivers `address` to an ENI now.
     func routes(_ address: String) -> Bool { routed.withLock { $0.contains(address) } }
 
@@ -49,15 +69,20 @@ final class ENIMirror: @unchecked Sendable {
         let attached = state.enis.filter { $0.deviceIndex > 0 && $0.interfaceType == "interface" }
         for eni in attached where links[eni.eniID] == nil {
             let name = "ens\(eni.deviceIndex + 5)", peer = "eni\(eni.deviceIndex)"
-            guard (try? sim.node.ip("link", "add", name, "address", eni.mac, "type", "veth", "peer", "name", peer, "netns", sim.vpc.name)) != nil
-            else { continue }
-            _ = try? sim.vpc.exec(["/usr/sbin/sysctl", "-qw", "net.ipv4.conf.\(peer).rp_filter=1"])
+            do {
+                try sim.node.ip("link", "add", name, "address", eni.mac, "type", "veth", "peer", "name", peer, "netns", sim.vpc.name)
+            } catch {
+                note("cannot add \(name) for \(eni.eniID): \(error)")
+                continue
+            }
+            note("\(eni.eniID) attached at \(eni.deviceIndex): link \(name)")
             _ = try? sim.vpc.ip("link", "set", peer, "up")
             links[eni.eniID] = name
         }
         for (id, name) in links where !attached.contains(where: { $0.eniID == id }) {
             _ = try? sim.node.ip("link", "del", name)
             links[id] = nil
+            note("\(id) detached: link \(name) removed")
         }
         route(state.enis.filter { $0.interfaceType == "interface" && ($0.deviceIndex == 0 || links[$0.eniID] != nil) })
     }
@@ -83,7 +108,8 @@ final class ENIMirror: @unchecked Sendable {
             delivered[a] = d
         }
         let now = Set(delivered.keys)
-        routed.withLock { $0 = now }
+        let before = routed.withLock { r in defer { r = now }; return r.count }
+        if before != now.count { note("the VPC routes \(now.count) addresses") }
     }
 
     func stop() {
