@@ -61,19 +61,20 @@ public struct Plugin {
         let pending = ipamd.send(RPCRequest(method: .addNetwork, pod: podRequest), timeoutSeconds: IPAMDTimeouts.request)
         let opened = Result { () throws(NetlinkError) -> DatapathContext in try datapath.podContext(netnsPath: env.netns) }
         let network = try answer(pending)
-        if !network.branch { return try addRegular(network, opened: opened) }
         do throws(CNIError) {
-            let pod = try branchPod(from: network)
-            let ctx = try open { () throws(NetlinkError) in try opened.get() }
-            let applier = PlanApplier(context: ctx, logger: logger)
-            try evictLeftovers(TeardownScope(vlanID: pod.vlanID, podIP: pod.podIP, hostVeths: [pod.hostVeth]), ctx: ctx, applier: applier)
-            do {
-                try applier.setup(BranchPodPlanner.setup(pod))
-            } catch {
-                throw CNIError(.datapathFailure, "failed to set up branch pod datapath", details: "\(error)")
+            if network.branch {
+                let pod = try branchPod(from: network)
+                let ctx = try build(TeardownScope(vlanID: pod.vlanID, podIP: pod.podIP, hostVeths: [pod.hostVeth]), BranchPodPlanner.setup(pod),
+                                    kind: "branch", opened: opened)
+                logger.info("branch pod added", metadata: ["vlan": "\(pod.vlanID)", "ip": "\(pod.podIP)", "host_veth": "\(pod.hostVeth)", "mode": "\(pod.mode.rawValue)"])
+                return result(for: pod, ctx: ctx)
             }
-            logger.info("branch pod added", metadata: ["vlan": "\(pod.vlanID)", "ip": "\(pod.podIP)", "host_veth": "\(pod.hostVeth)", "mode": "\(pod.mode.rawValue)"])
-            return result(for: pod, ctx: ctx)
+            // A regular pod (SPEC section 3a): an address from one of the node's ENIs, no VLAN.
+            let pod = try regularPod(from: network)
+            _ = try build(TeardownScope(vlanID: nil, podIP: pod.veth.podIP, hostVeths: [pod.veth.hostVeth]), RegularPodPlanner.setup(pod),
+                          kind: "regular", opened: opened)
+            logger.info("regular pod added", metadata: ["ip": "\(pod.veth.podIP)", "host_veth": "\(pod.veth.hostVeth)", "device_number": "\(pod.deviceNumber)"])
+            return result(for: pod)
         } catch {
             // The ADD failed (and undid its datapath): ipamd must not count the pod as served.
             notifyIPAMD(.delNetwork)
@@ -81,24 +82,18 @@ public struct Plugin {
         }
     }
 
-    /// A regular pod (SPEC section 3a): an address from one of the node's ENIs, no VLAN.
-    func addRegular(_ network: PodNetwork, opened: Result<DatapathContext, NetlinkError>) throws(CNIError) -> CNIResult {
-        do throws(CNIError) {
-            let pod = try regularPod(from: network)
-            let ctx = try open { () throws(NetlinkError) in try opened.get() }
-            let applier = PlanApplier(context: ctx, logger: logger)
-            try evictLeftovers(TeardownScope(vlanID: nil, podIP: pod.veth.podIP, hostVeths: [pod.veth.hostVeth]), ctx: ctx, applier: applier)
-            do {
-                try applier.setup(RegularPodPlanner.setup(pod))
-            } catch {
-                throw CNIError(.datapathFailure, "failed to set up regular pod datapath", details: "\(error)")
-            }
-            logger.info("regular pod added", metadata: ["ip": "\(pod.veth.podIP)", "host_veth": "\(pod.veth.hostVeth)", "device_number": "\(pod.deviceNumber)"])
-            return result(for: pod)
+    /// The datapath of one ADD: what an earlier sandbox or a leaked pod left in `scope` removed,
+    /// then `steps` applied (rolled back if one fails).
+    func build(_ scope: TeardownScope, _ steps: [PlanStep], kind: String, opened: Result<DatapathContext, NetlinkError>) throws(CNIError) -> DatapathContext {
+        let ctx = try open { () throws(NetlinkError) in try opened.get() }
+        let applier = PlanApplier(context: ctx, logger: logger)
+        try evictLeftovers(scope, ctx: ctx, applier: applier)
+        do {
+            try applier.setup(steps)
         } catch {
-            notifyIPAMD(.delNetwork)
-            throw error
+            throw CNIError(.datapathFailure, "failed to set up \(kind) pod datapath", details: "\(error)")
         }
+        return ctx
     }
 
     func regularPod(from n: PodNetwork) throws(CNIError) -> RegularPod {

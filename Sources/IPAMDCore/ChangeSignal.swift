@@ -58,6 +58,14 @@ public final class ChangeSignal: Sendable {
         }
     }
 
+    /// Waits for the next change, the close, or `deadline`, for an owner that looks at its
+    /// state itself when woken (the change after this call, not one before it).
+    public func waitForNextChange(until deadline: ContinuousClock.Instant) async {
+        let (generation, closed) = state.withLock { ($0.generation, $0.closed) }
+        if closed || ContinuousClock.now >= deadline || Task.isCancelled { return }
+        await changeOrDeadline(after: generation, deadline: deadline)
+    }
+
     private func changeOrDeadline(after generation: UInt64, deadline: ContinuousClock.Instant) async {
         await withTaskGroup(of: Void.self) { group in
             group.addTask { await self.change(after: generation) }
