@@ -162,6 +162,9 @@ public actor PoolManager: AddressPoolService {
             if let a = pool.assign(holder, now: .now) {
                 changed.broadcast()
                 report()
+                // Below its target: the refill starts now, not at the next tick, so pods arriving
+                // in a burst find addresses (with EC2 failing, the tick paces the retries).
+                if lastError == nil, PoolPlanner.tooLow(settings.targets, pool.counts, limits: limits, maxPods: capacity) { wake.broadcast() }
                 return .success(a)
             }
             if isFull { return .failure(.full(enis: pool.enis.count, addresses: pool.counts.total)) }
