@@ -5,11 +5,16 @@
 //
 //   floor add NETNS VLAN MAC POD_IP GATEWAY TRUNK HOST_VETH [OWNER]
 //   floor del VLAN HOST_VETH
+//   floor add-regular NETNS POD_IP HOST_VETH DEVICE_NUMBER [OWNER]
+//   floor del-regular POD_IP HOST_VETH DEVICE_NUMBER
 //   floor noop          (exec + libnl load only: the process start cost)
 //
 // add: 17 netlink requests (veth, 4 link lookups/changes, pod address/routes/neighbour, VLAN link,
 // 3 table routes, 2 rules) + 6 IPv6 sysctl writes. del: 4 requests (veth, VLAN link, 2 rules;
-// routes and addresses go with the links). FLOOR_TIMING=1 prints the in-process time to stderr.
+// routes and addresses go with the links). add-regular (a regular pod, SPEC section 3a): the
+// same pod side, then the host route in main, the 512 rule and, for an address of a secondary
+// ENI (device number > 0), the 1536 rule to its table (device number + 1). del-regular: the veth
+// and the rules. FLOOR_TIMING=1 prints the in-process time to stderr.
 // Build: gcc -O2 floor.c $(pkg-config --cflags --libs libnl-route-3.0)
 #define _GNU_SOURCE
 #include <errno.h>
@@ -142,21 +147,11 @@ static void link_sysctls(const char *link) {
     }
 }
 
-static int cmd_add(char **a, int n) {
-    if (n < 7) return 2;
-    const char *netns = a[0], *mac = a[2], *pod_ip = a[3], *gw = a[4], *trunk = a[5], *veth = a[6];
-    const char *owner = n > 7 ? a[7] : NULL;
-    int vlan = atoi(a[1]);
-    uint32_t table = (uint32_t)vlan + 100;
-    char vlan_name[IFNAMSIZ], buf[64];
-    snprintf(vlan_name, sizeof(vlan_name), "vlan.eth.%d", vlan);
-
-    step = "open namespaces";
-    int pod_fd = open(netns, O_RDONLY | O_CLOEXEC);
-    int home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (pod_fd < 0 || home_fd < 0) die(strerror(errno));
-    struct nl_sock *host = sock_here(), *pod = sock_in(pod_fd, home_fd);
-
+// The pod side, shared by branch and regular pods: the veth (host end up, tagged, its IPv6
+// sysctls), the pod's /32, its routes via 169.254.1.1 and the permanent neighbour for it.
+// Returns the host veth's index.
+static int pod_side(struct nl_sock *host, struct nl_sock *pod, int home_fd, const char *veth, const char *pod_ip, const char *owner) {
+    char buf[64];
     // Created from the pod side with the peer placed in the host by fd, so the pod end can be
     // up in the creating message (the peer cannot: ENOTCONN until both ends exist).
     step = "create veth";
@@ -199,6 +194,32 @@ static int cmd_add(char **a, int n) {
     rtnl_neigh_set_lladdr(ne, veth_mac);
     rtnl_neigh_set_state(ne, NUD_PERMANENT);
     nlcheck(rtnl_neigh_add(pod, ne, NLM_F_CREATE | NLM_F_REPLACE));
+    return veth_if;
+}
+
+// The netlink sockets of one ADD: the host's, and one created in the pod netns.
+static void open_sockets(const char *netns, struct nl_sock **host, struct nl_sock **pod, int *home_fd) {
+    step = "open namespaces";
+    int pod_fd = open(netns, O_RDONLY | O_CLOEXEC);
+    *home_fd = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+    if (pod_fd < 0 || *home_fd < 0) die(strerror(errno));
+    *host = sock_here();
+    *pod = sock_in(pod_fd, *home_fd);
+}
+
+static int cmd_add(char **a, int n) {
+    if (n < 7) return 2;
+    const char *netns = a[0], *mac = a[2], *pod_ip = a[3], *gw = a[4], *trunk = a[5], *veth = a[6];
+    const char *owner = n > 7 ? a[7] : NULL;
+    int vlan = atoi(a[1]);
+    uint32_t table = (uint32_t)vlan + 100;
+    char vlan_name[IFNAMSIZ], buf[64];
+    snprintf(vlan_name, sizeof(vlan_name), "vlan.eth.%d", vlan);
+
+    struct nl_sock *host, *pod;
+    int home_fd;
+    open_sockets(netns, &host, &pod, &home_fd);
+    int veth_if = pod_side(host, pod, home_fd, veth, pod_ip, owner);
 
     step = "VLAN link";
     int trunk_if = link_index(host, trunk, NULL);
@@ -253,16 +274,68 @@ static int cmd_del(char **a, int n) {
     return 0;
 }
 
+// Rules of a regular pod: to POD_IP/32 lookup main (512); from POD_IP/32 lookup TABLE (1536).
+static struct rtnl_rule *pod_rule(const char *pod_ip, int to, uint32_t table, uint32_t prio) {
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%s/32", pod_ip);
+    struct rtnl_rule *r = rtnl_rule_alloc();
+    rtnl_rule_set_family(r, AF_INET);
+    rtnl_rule_set_prio(r, prio);
+    rtnl_rule_set_table(r, table);
+    rtnl_rule_set_action(r, FR_ACT_TO_TBL);
+    struct nl_addr *p = addr(buf, AF_INET);
+    nlcheck(to ? rtnl_rule_set_dst(r, p) : rtnl_rule_set_src(r, p));
+    return r;
+}
+
+static int cmd_add_regular(char **a, int n) {
+    if (n < 4) return 2;
+    const char *netns = a[0], *pod_ip = a[1], *veth = a[2];
+    int device = atoi(a[3]);
+    const char *owner = n > 4 ? a[4] : NULL;
+    char buf[64];
+    struct nl_sock *host, *pod;
+    int home_fd;
+    open_sockets(netns, &host, &pod, &home_fd);
+    int veth_if = pod_side(host, pod, home_fd, veth, pod_ip, owner);
+    step = "host route";
+    snprintf(buf, sizeof(buf), "%s/32", pod_ip);
+    route(host, RT_TABLE_MAIN, buf, NULL, veth_if, RT_SCOPE_LINK);
+    step = "rules";
+    nlcheck(rtnl_rule_add(host, pod_rule(pod_ip, 1, RT_TABLE_MAIN, 512), NLM_F_CREATE | NLM_F_EXCL));
+    if (device > 0) nlcheck(rtnl_rule_add(host, pod_rule(pod_ip, 0, (uint32_t)device + 1, 1536), NLM_F_CREATE | NLM_F_EXCL));
+    return 0;
+}
+
+static int cmd_del_regular(char **a, int n) {
+    if (n < 3) return 2;
+    const char *pod_ip = a[0], *veth = a[1];
+    int device = atoi(a[2]);
+    struct nl_sock *host = sock_here();
+    step = "delete veth";
+    struct rtnl_link *l = rtnl_link_alloc();
+    rtnl_link_set_name(l, veth);
+    nlcheck_absent_ok(rtnl_link_delete(host, l));
+    step = "delete rules";
+    nlcheck_absent_ok(rtnl_rule_delete(host, pod_rule(pod_ip, 1, RT_TABLE_MAIN, 512), 0));
+    if (device > 0) nlcheck_absent_ok(rtnl_rule_delete(host, pod_rule(pod_ip, 0, (uint32_t)device + 1, 1536), 0));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     int rc = 2;
     if (argc >= 2 && strcmp(argv[1], "add") == 0) rc = cmd_add(argv + 2, argc - 2);
     else if (argc >= 2 && strcmp(argv[1], "del") == 0) rc = cmd_del(argv + 2, argc - 2);
+    else if (argc >= 2 && strcmp(argv[1], "add-regular") == 0) rc = cmd_add_regular(argv + 2, argc - 2);
+    else if (argc >= 2 && strcmp(argv[1], "del-regular") == 0) rc = cmd_del_regular(argv + 2, argc - 2);
     else if (argc >= 2 && strcmp(argv[1], "noop") == 0) rc = 0;
     if (rc == 2) {
         fprintf(stderr, "usage: floor add NETNS VLAN MAC POD_IP GATEWAY TRUNK HOST_VETH [OWNER]\n"
-                        "       floor del VLAN HOST_VETH\n       floor noop\n");
+                        "       floor del VLAN HOST_VETH\n"
+                        "       floor add-regular NETNS POD_IP HOST_VETH DEVICE_NUMBER [OWNER]\n"
+                        "       floor del-regular POD_IP HOST_VETH DEVICE_NUMBER\n       floor noop\n");
         return 2;
     }
     if (getenv("FLOOR_TIMING")) {

@@ -6,7 +6,10 @@
 #      per-exec baselines; 20 aws-cni pods 4 at a time; the scale table: 20 pods with 0, 50 and
 #      110 others present (scripts/bench/cni-latency.sh)
 #   3. on the host: aws-cni VERSION wall time, and ipamd RPC latency / resident memory when
-#      scripts/bench/ipamd-rpc.sh / ipamd-rss.sh exist
+#      scripts/bench/ipamd-rpc.sh / ipamd-rss.sh exist; regular pods (no VLAN needed): aws-cni
+#      ADD/DEL against Debian ptp + host-local and the floor, EC2 calls per 100 pod starts warm
+#      and cold, and a churn's leftovers (BENCH_REGULAR_PODS pods, default 50; needs the test
+#      build, which `make bench` makes)
 #   4. prints a table and writes everything as JSON to $BENCH_OUT (default bench-results.json)
 # Percentiles are nearest-rank (the sample at rank ceil(p/100 * n)). Exits 1 when an exec
 # failed, a DEL left something behind or the floor did not build aws-cni's datapath: the
@@ -73,6 +76,21 @@ print_table() {
     r '.host.ipamd_rpc | if . == null then "Host: ipamd RPC latency: not available" else
         "Host: ipamd RPC, \(.requests) requests from \(.clients) concurrent clients: p50 \(.p50_ms) ms, p99 \(.p99_ms) ms, max \(.max_ms) ms, \(.per_second) requests/s, \(.errors) errors" +
         (if .floor == null then "" else "; floor (C, canned reply, one thread): p50 \(.floor.p50_ms) ms, p99 \(.floor.p99_ms) ms, \(.floor.per_second) requests/s" end) end'
+    if [[ $(jq '.host.regular_pods != null' "$OUT") == true ]]; then
+        echo
+        r '.host.regular_pods.latency | "Regular pods on the host: \(.pods) pods x \(.rounds) rounds per contestant, added one after the other, then deleted; ms from spawn to reaped; nearest-rank"'
+        printf '%-26s %8s %8s %8s %8s %8s %8s %5s %7s %8s\n' contestant "ADD med" p90 p99 "DEL med" p90 p99 fail /floor /debian
+        jq -r '.host.regular_pods.latency.contestants as $c |
+            def r(a; b): if a != null and b != null and b > 0 then (a / b * 100 | round / 100 | tostring) else "-" end;
+            ["aws-cni", "debian-ptp-host-local", "floor"][] as $k | $c[$k] | select(. != null) |
+            [$k, .add.median_ms, .add.p90_ms, .add.p99_ms, .del.median_ms, .del.p90_ms, .del.p99_ms, .failures,
+             r(.add.median_ms; $c.floor.add.median_ms), r(.add.median_ms; $c["debian-ptp-host-local"].add.median_ms)] | map(tostring) | @tsv' "$OUT" |
+            while IFS=$'\t' read -r k a1 a2 a3 d1 d2 d3 fl x1 x2; do
+                printf '%-26s %8s %8s %8s %8s %8s %8s %5s %7s %8s\n' "$k" "$a1" "$a2" "$a3" "$d1" "$d2" "$d3" "$fl" "$x1" "$x2"
+            done
+        r '.host.regular_pods.ec2_calls_per_100_pod_starts | to_entries[] | "EC2 calls per 100 regular pod starts, \(.key): \(.value.total) (\(.value.calls | to_entries | map("\(.key) \(.value)") | join(", "))); ADD median \(.value.add_latency.median_ms) ms, p90 \(.value.add_latency.p90_ms), p99 \(.value.add_latency.p99_ms), max \(.value.add_latency.max_ms)"'
+        r '.host.regular_pods.churn | "Churn: \(.operations) operations (\(.adds) ADD, \(.dels) DEL), \(.failures) failed; after: \(.addresses_held_after) addresses held, \(.rules_left) pod rules, \(.veths_left) host veths"'
+    fi
     for key in ipamd_rss ipamd_rss_kubernetes; do
         r ".host.$key"' | if . == null then "Host: ipamd resident memory: not available" else
             "Host: ipamd resident memory with \(.pods) pods known (\(.source) source): \(.rss_kib) KiB (\((.rss_kib / 1024 * 10 | round) / 10) MiB; \(.anon_kib) KiB private, \(.file_kib) KiB file-backed), \(.threads) threads" end'
@@ -118,8 +136,23 @@ host_part() {
 rpc=$(host_part scripts/bench/ipamd-rpc.sh)
 rss=$(SOURCE=file host_part scripts/bench/ipamd-rss.sh)
 rss_k8s=$(SOURCE=kubernetes host_part scripts/bench/ipamd-rss.sh)
+# Regular pods need no VLAN: on the host, aws-cni against Debian ptp + host-local and the floor
+# in one run, EC2 calls per 100 pod starts, and a churn (Tests/IntegrationTests/RegularPodBench.swift).
+echo "== host: regular pods (aws-cni, Debian ptp + host-local, floor; EC2 calls; churn)"
+TESTS=.build/debug/aws-sg-podsPackageTests.xctest
+regular=null
+if [[ -x $TESTS ]]; then
+    REGULAR_POD_BENCH=${BENCH_REGULAR_PODS:-50} AWS_CNI_RELEASE_DIR=$BIN FLOOR=$FLOOR NO_COLOR=1 \
+        "$TESTS" --testing-library swift-testing --filter RegularPodBench >"$tmp/regular.log" 2>&1 || true
+    grep -E '^(regular pods on the host|  |EC2 calls for|churn:)' "$tmp/regular.log" >&2 || true
+    line=$(sed -n 's/^regular-pod-bench-json: //p' "$tmp/regular.log" | tail -n 1)
+    if [[ -n $line ]] && jq -e . <<<"$line" >/dev/null 2>&1; then regular=$line; else echo "the regular-pod bench gave no result (see $tmp/regular.log)" >&2; tail -20 "$tmp/regular.log" >&2; fi
+else
+    echo "no $TESTS: swift build --build-tests first" >&2
+fi
 
 jq -n --slurpfile vm "$tmp/vm.json" --argjson version "$version" --argjson rpc "$rpc" --argjson rss "$rss" --argjson rss_k8s "$rss_k8s" \
+    --argjson regular "$regular" \
     --arg load_before "$load_before" --arg load_after "$load_after" \
     --arg bin "$BIN" --arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" --arg commit "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" '
     $vm[0] as $v |
@@ -136,12 +169,13 @@ jq -n --slurpfile vm "$tmp/vm.json" --argjson version "$version" --argjson rpc "
      ratios: ({"aws-cni-strict": ratios("aws-cni-strict"), "aws-cni-standard": ratios("aws-cni-standard")}
              + if $v.contestants["baseline-strict"] then
                  {"baseline-strict": ratios("baseline-strict"), "baseline-standard": ratios("baseline-standard")} else {} end),
-     host: {aws_cni_version: $version, ipamd_rpc: $rpc, ipamd_rss: $rss, ipamd_rss_kubernetes: $rss_k8s}}' >"$OUT"
+     host: {aws_cni_version: $version, ipamd_rpc: $rpc, ipamd_rss: $rss, ipamd_rss_kubernetes: $rss_k8s, regular_pods: $regular}}' >"$OUT"
 
 print_table "$OUT"
 echo "Written to $OUT"
 
 failures=$(jq '[.vm.contestants[][] | .failures] + [.vm.parallel.add_failures, .vm.parallel.del_failures, .vm.leftovers]
+    + [.host.regular_pods // {} | (.latency.contestants // {})[] | .failures] + [.host.regular_pods.churn // {} | .failures, .addresses_held_after, .rules_left, .veths_left]
     + [.vm.scale // {} | del(.measured_pods) | .[][] | .add.failures, .del.failures] | add' "$OUT")
 if ((failures > 0)) || [[ $(jq .vm.floor_matches_aws_cni_strict "$OUT") != true ]]; then
     echo "bench: $failures failed execs or leftovers, or the floor differs from aws-cni: these figures are not comparable" >&2

@@ -13,6 +13,8 @@ struct RegularPod {
     var result: String
     var ip: IPAddress
     var deviceNumber: Int
+    /// The ADD exec, from spawn to reaped.
+    var addElapsed: Duration = .zero
 }
 
 extension CloudNode {
@@ -37,7 +39,7 @@ extension PluginRunner {
             Issue.record("ADD \(name): \(r) \(n.ipamd.log.suffix(5))")
             return nil
         }
-        return RegularPod(container: "c-\(name)", name: name, netns: ns, result: r.out, ip: ip, deviceNumber: device)
+        return RegularPod(container: "c-\(name)", name: name, netns: ns, result: r.out, ip: ip, deviceNumber: device, addElapsed: r.elapsed)
     }
 
     func delete(_ p: RegularPod) throws -> Completed {

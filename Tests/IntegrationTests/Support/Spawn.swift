@@ -28,6 +28,8 @@ struct Completed: CustomStringConvertible {
     var signal: Int32?
     var stdout: [UInt8]
     var stderr: [UInt8]
+    /// From spawn to reaped (benchmarks time this alone, without the files around it).
+    var elapsed: Duration = .zero
 
     var out: String { String(decoding: stdout, as: UTF8.self) }
     var err: String { String(decoding: stderr, as: UTF8.self) }
@@ -76,9 +78,12 @@ enum Spawn {
         let outFD = try FileDescriptor.open(path: dir + "/out", O_RDWR | O_CREAT | O_TRUNC, mode: 0o600)
         let errFD = try FileDescriptor.open(path: dir + "/err", O_RDWR | O_CREAT | O_TRUNC, mode: 0o600)
         defer { inFD.closeQuietly(); outFD.closeQuietly(); errFD.closeQuietly() }
+        let started = ContinuousClock.now
         let pid = try start(argv, env: env, netns: netns, stdinFD: inFD.rawValue, stdoutFD: outFD.rawValue, stderrFD: errFD.rawValue)
         let (code, sig) = wait(pid)
-        return Completed(exitCode: code, signal: sig, stdout: try FileIO.read(path: dir + "/out"), stderr: try FileIO.read(path: dir + "/err"))
+        let elapsed = ContinuousClock.now - started
+        return Completed(exitCode: code, signal: sig, stdout: try FileIO.read(path: dir + "/out"), stderr: try FileIO.read(path: dir + "/err"),
+                         elapsed: elapsed)
     }
 }
 
