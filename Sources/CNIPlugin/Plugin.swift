@@ -213,7 +213,12 @@ public struct Plugin {
         let state = try read { () throws(NetlinkError) in try LiveDiscovery.hostState(for: scope, owner: owner, host: ctx.host) }
         ctx.remember(.host, state.links.values)
         let steps = TeardownPlanner.delete(scope, owner: owner, state: state)
-        let failures = PlanApplier(context: ctx, logger: logger).teardown(steps)
+        // The links go only once every rule is gone: a DEL that fails on a rule keeps the host
+        // veth, from which a retried DEL finds the pod's address when neither prevResult nor
+        // ipamd (which released it at the first DEL) has it any more.
+        let applier = PlanApplier(context: ctx, logger: logger)
+        var failures = applier.teardown(steps.filter { if case .deleteRule = $0 { true } else { false } })
+        if failures.isEmpty { failures = applier.teardown(steps.filter { if case .deleteRule = $0 { false } else { true } }) }
         _ = try? notified?.wait()
         if let first = failures.first {
             throw CNIError(.datapathFailure, "failed to remove the pod's datapath", details: "\(first)")

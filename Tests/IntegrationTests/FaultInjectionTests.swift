@@ -23,7 +23,10 @@ import Testing
         let plugin: PluginRunner
         let podNS: TestNamespace
         var containers = 0
+        /// A regular pod's node: the cloud simulator and the ENI mirror to stop.
+        private var cloud: (node: CloudNode, mirror: ENIMirror)?
 
+        /// Pod f is a branch pod (VLAN 7) in `mode`.
         init(mode: String) throws {
             sim = try SimNode()
             ipamd = IpamdProcess(sim, mode: mode)
@@ -33,9 +36,38 @@ import Testing
             podNS = try sim.newPodNamespace()
         }
 
+        /// Pod f is a regular pod with an address of the primary ENI, or (`secondaryENI`) of the
+        /// ENI at device 1, every other address of the primary held by pods without a datapath.
+        /// No cool-down, and no ENI comes or goes: every ADD of f gets the same address, so the
+        /// node's state after a retried ADD is exactly the first one's.
+        init(regularOnSecondaryENI secondaryENI: Bool) throws {
+            let n = try CloudNode(trunkAttached: false, ["ENABLE_POD_ENI": "false", "IP_COOLDOWN_PERIOD": "0", "MAX_ENI": secondaryENI ? "2" : "1"])
+            let mirror = ENIMirror(n)
+            cloud = (n, mirror)
+            sim = n.sim
+            ipamd = n.ipamd
+            plugin = PluginRunner(sim: sim, ipamd: ipamd, mode: "standard")
+            podNS = try sim.newPodNamespace()
+            guard try ipamd.start() else { throw Failure("ipamd did not start: \(ipamd.log.suffix(10))") }
+            let enis = secondaryENI ? 2 : 1
+            guard secondaryENI else { return }
+            // The primary's 9 and one of the second ENI's addresses held, so f lands on device 1
+            // and the second ENI is never surplus.
+            for i in 0..<10 {
+                let reply = try n.rpc(.addNetwork, pod: "filler\(i)", container: "c-filler\(i)")
+                guard reply.success else { throw Failure("filler \(i): \(reply)") }
+            }
+            let deadline = Date().addingTimeInterval(30)
+            while n.poolCounts().map({ $0 != (enis, 18, 10) }) ?? true {
+                guard Date() < deadline else { throw Failure("the pool did not settle: \(String(describing: n.poolCounts()))") }
+                usleep(20_000)
+            }
+        }
+
         func destroy() {
+            cloud?.mirror.stop()
             ipamd.stop()
-            sim.destroy()
+            if let cloud { cloud.node.destroy() } else { sim.destroy() }
         }
 
         func state() throws -> FullState {
@@ -72,6 +104,19 @@ import Testing
     func everyRequestFailingOrKilled(_ mode: String) throws {
         let b = try Bench(mode: mode)
         defer { b.destroy() }
+        try everyRequestFailingOrKilled(b, "\(mode) branch pod")
+    }
+
+    /// The same for a regular pod (no VLAN: on the host too), on the primary ENI and on a
+    /// secondary one (its 1536 rule).
+    @Test(.enabled(if: isRoot), arguments: [false, true])
+    func everyRequestFailingOrKilledForARegularPod(onSecondaryENI: Bool) throws {
+        let b = try Bench(regularOnSecondaryENI: onSecondaryENI)
+        defer { b.destroy() }
+        try everyRequestFailingOrKilled(b, "regular pod on the \(onSecondaryENI ? "secondary" : "primary") ENI")
+    }
+
+    func everyRequestFailingOrKilled(_ b: Bench, _ what: String) throws {
         let before = try b.state()
 
         // The pod's exact datapath, and how many requests ADD and DEL make.
@@ -80,12 +125,12 @@ import Testing
         #expect(add.exitCode == 0, "\(add)")
         let addRequests = try b.requests(add)
         let planned = try b.state()
-        #expect(planned.served == ["default/f": c0])
+        #expect(planned.served["default/f"] == c0 && planned.served.count == before.served.count + 1)
         /// The pod's datapath as container `c` owns it (links carry their owner's id).
         func plannedState(for c: String) -> FullState {
             var p = planned
             p.kernel.host.lines = Set(p.kernel.host.lines.map { $0.replacingOccurrences(of: "alias=\(c0)", with: "alias=\(c)") })
-            p.served = ["default/f": c]
+            p.served["default/f"] = c
             return p
         }
         let del = try b.cni("DEL", c0, prevResult: add.out, fault: "count")
@@ -139,6 +184,6 @@ import Testing
                 cases += 1
             }
         }
-        print("fault injection \(mode): ADD makes \(addRequests) netlink requests, DEL \(delRequests); \(cases) cases")
+        print("fault injection, \(what): ADD makes \(addRequests) netlink requests, DEL \(delRequests); \(cases) cases")
     }
 }
