@@ -147,15 +147,61 @@ import Testing
         print("regular pods: churn of \(result.adds) ADD and \(result.dels) DEL: \(pool(n)?.assigned ?? -1) addresses held after, \(left.rules) rules and \(left.veths) veths left")
     }
 
-    /// EC2 throttled: the warm pool still serves every ADD it can, the next one waits its bound
+    /// The pool's size under each target variable on an m5.4xlarge (8 ENIs of 29 pod addresses),
+    /// as (ENIs, addresses) after 0, 1, 20 and 60 pods: the reference's arithmetic. With 60 pods
+    /// ipamd is SIGKILLed and restarted: every holder keeps its address. Back to 0 pods, after the
+    /// 1 s cool-down, no address is held and all are free (the shrink, 30 s and a minute of ENI
+    /// life later, is the pool's unit tests').
+    @Test(arguments: [
+        ("WARM_ENI_TARGET=1", [:], [(1, 29), (2, 58), (2, 58), (4, 116)]),
+        ("WARM_IP_TARGET=5 MINIMUM_IP_TARGET=10", ["WARM_IP_TARGET": "5", "MINIMUM_IP_TARGET": "10"], [(1, 10), (1, 10), (1, 25), (3, 65)]),
+        ("WARM_PREFIX_TARGET=1", ["ENABLE_PREFIX_DELEGATION": "true"], [(1, 16), (1, 32), (1, 48), (1, 80)]),
+    ] as [(String, [String: String], [(Int, Int)])])
+    func poolSizeAfter0_1_20_60PodsAndBack(_ name: String, _ env: [String: String], _ expected: [(Int, Int)]) async throws {
+        let n = try CloudNode(trunkAttached: false, instanceType: "m5.4xlarge", ["ENABLE_POD_ENI": "false", "IP_COOLDOWN_PERIOD": "1"].merging(env) { _, b in b })
+        let mirror = ENIMirror(n)
+        defer { mirror.stop(); n.destroy() }
+        #expect(try n.ipamd.start(), "ipamd ready: \(n.ipamd.log.suffix(20))")
+        let plugin = PluginRunner(sim: n.sim, ipamd: n.ipamd, mode: "standard")
+        var pods: [Pod] = []
+        for (count, want) in zip([0, 1, 20, 60], expected) {
+            while pods.count < count { if let p = try plugin.addRegular(n, "p\(pods.count)") { pods.append(p) } else { break } }
+            #expect(await eventually { pool(n).map { ($0.enis, $0.total, $0.assigned) == (want.0, want.1, count) } ?? false },
+                    "\(name), \(count) pods: (ENIs, addresses) \(want) expected, \(String(describing: pool(n)))")
+        }
+        try #require(pods.count == 60)
+        #expect(Set(pods.map(\.ip)).count == 60)
+
+        // A crash and a restart with 60 pods: each keeps its address (the checkpoint's allocations).
+        n.ipamd.stop(SIGKILL)
+        #expect(try n.ipamd.start(), "restart: \(n.ipamd.log.suffix(20))")
+        #expect(await eventually { pool(n)?.assigned == 60 }, "holders after the restart: \(String(describing: pool(n)))")
+        for p in [pods[0], pods[59]] {
+            #expect(try plugin.run("CHECK", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result).exitCode == 0, "CHECK \(p.name)")
+        }
+        // A new pod after the restart gets none of the 60 addresses.
+        if let extra = try plugin.addRegular(n, "after-restart") {
+            #expect(!pods.contains { $0.ip == extra.ip })
+            pods.append(extra)
+        }
+
+        for p in pods { #expect(try plugin.delete(p).exitCode == 0, "DEL \(p.name)") }
+        #expect(await eventually { pool(n).map { $0.assigned == 0 && $0.total >= expected[0].1 } ?? false }, "\(name), back to 0: \(String(describing: pool(n)))")
+        let free = try #require(try n.ipamd.get("/v1/enis").json as? [String: [String: Any]])["0"]
+        #expect(free?["AssignedIPs"] as? Int == 0)
+    }
+
+    /// EC2 throttled (503 RequestLimitExceeded) or failing (500 InternalError) on every call: the
+    /// warm pool still serves every ADD it can, the next one waits its bound
     /// and gets code 11 naming EC2's error. Then the instance type's limit: 3 ENIs of 9 addresses
     /// each, the 28th pod refused with a clear error until a DEL frees an address (after its
     /// cool-down).
-    @Test func throttlingAndTheInstanceTypesLimit() async throws {
+    @Test(arguments: [("RequestLimitExceeded", 503), ("InternalError", 500)])
+    func throttlingOr5xxAndTheInstanceTypesLimit(_ code: String, _ status: Int) async throws {
         let (n, mirror, plugin) = try await started(["IP_WAIT_TIMEOUT": "3"], warm: 9)
         defer { mirror.stop(); n.destroy() }
 
-        n.cloud.ec2Fault(code: "RequestLimitExceeded", status: 503, count: 100_000)
+        n.cloud.ec2Fault(code: code, status: status, count: 100_000)
         var pods: [Pod] = []
         for i in 0..<9 { if let p = try add(n, plugin, i) { pods.append(p) } }
         #expect(pods.count == 9, "the warm pool serves 9 pods with EC2 throttled")
@@ -164,9 +210,9 @@ import Testing
         #expect(refused.exitCode != 0 && refused.json?["code"] as? Int == 11 && refused.out.contains("refilled"), "\(refused.out)")
         // The EC2 client retries within its bound before the pool logs the failure (the ADD's
         // message names it once a sizing step has failed; its 3 s may end before that).
-        #expect(n.ipamd.process?.waitForLine(containing: "RequestLimitExceeded", timeout: 60) == true, "the pool says why")
+        #expect(n.ipamd.process?.waitForLine(containing: code, timeout: 60) == true, "the pool says why")
 
-        n.cloud.ec2Fault(code: "RequestLimitExceeded", status: 503, count: 0)
+        n.cloud.ec2Fault(code: code, status: status, count: 0)
         for i in 9..<27 { if let p = try add(n, plugin, i) { pods.append(p) } }
         #expect(pods.count == 27 && Set(pods.map(\.ip)).count == 27)
         #expect(Set(pods.map(\.deviceNumber)) == [0, 1, 2], "three ENIs: the m5.large's limit")
