@@ -156,7 +156,7 @@ let package = Package(
         .target(name: "TestSupportShim"),
         .target(name: "TestSupport", dependencies: [
             "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "TestSupportShim", "NetModel", "Netlink", "Datapath", "EnforcingMode", "CNI", "CNIPlugin", "IPAMDProtocol", "IPAMDCore",
-            "SystemIO", .product(name: "Logging", package: "swift-log"),
+            "SystemIO", "AWSCloud", "IPAMPool", "IPAMDPool", .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "UnitTests", dependencies: [
             "IPAMDServer", .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"), "IPAMDCloud", "AWSCloud", "NetModel", "EnforcingMode", "CNI", "IPAMDProtocol", "CNIPlugin", "IPAMDCore", "Datapath", "NodeSetup", "TestSupport", "IPAMPool", "IPAMDPool",

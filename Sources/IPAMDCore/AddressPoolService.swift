@@ -44,3 +44,14 @@ public final class PoolSnapshotBoard: Sendable {
     public func publish(_ snapshot: [PoolENISnapshot]) { enis.withLock { $0 = snapshot } }
     public var current: [PoolENISnapshot] { enis.withLock { $0 } }
 }
+
+extension PodRegistry {
+    /// The regular pods' addresses as the checkpoint records them: what a starting pool gives
+    /// back to their holders.
+    public var regularPodAddresses: [(AddressHolder, IPv4Address)] {
+        all.filter { !$0.branch }.compactMap { p -> (AddressHolder, IPv4Address)? in
+            guard let ip = p.ipv4.flatMap({ IPv4Address($0) }) else { return nil }
+            return (AddressHolder(networkName: p.networkName ?? "", containerID: p.containerID, ifName: p.ifName, namespace: p.namespace, name: p.name), ip)
+        }
+    }
+}

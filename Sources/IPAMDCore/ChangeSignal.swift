@@ -58,11 +58,20 @@ public final class ChangeSignal: Sendable {
         }
     }
 
+    /// Counts the changes: a waiter that must not miss one made while it was busy reads it
+    /// first, then waits for a change after it.
+    public var generation: UInt64 { state.withLock { $0.generation } }
+
     /// Waits for the next change, the close, or `deadline`, for an owner that looks at its
     /// state itself when woken (the change after this call, not one before it).
     public func waitForNextChange(until deadline: ContinuousClock.Instant) async {
-        let (generation, closed) = state.withLock { ($0.generation, $0.closed) }
-        if closed || ContinuousClock.now >= deadline || Task.isCancelled { return }
+        await waitForChange(after: generation, until: deadline)
+    }
+
+    /// Waits until a change after `generation` (at once if one came already), the close, or
+    /// `deadline`.
+    public func waitForChange(after generation: UInt64, until deadline: ContinuousClock.Instant) async {
+        if state.withLock({ $0.closed }) || ContinuousClock.now >= deadline || Task.isCancelled { return }
         await changeOrDeadline(after: generation, deadline: deadline)
     }
 

@@ -207,8 +207,10 @@ public actor PoolManager: AddressPoolService {
     /// Sizes the pool every tick, or at once when an ADD found it empty, until cancelled.
     public func run() async {
         while !Task.isCancelled {
+            // An ADD that wakes the loop while it is sizing must not wait for the next tick.
+            let seen = wake.generation
             await reconcile()
-            await wake.waitForNextChange(until: .now + settings.tick)
+            await wake.waitForChange(after: seen, until: .now + settings.tick)
         }
     }
 

@@ -14,9 +14,14 @@ public final class FakeSequenceNode: SequenceNode {
     public let ipamd: InProcessIPAMD
     var nextNetns = 0
 
-    public init(mode: PodSGEnforcingMode) {
+    public let servesRegularPods: Bool
+
+    /// `regularPods`: ipamd has an address pool (in-memory EC2), so pods without an annotation
+    /// are regular pods.
+    public init(mode: PodSGEnforcingMode, regularPods: Bool = false) {
         self.mode = mode
-        ipamd = InProcessIPAMD(trunkIndex: dp.trunk.index)
+        servesRegularPods = regularPods
+        ipamd = InProcessIPAMD(trunkIndex: dp.trunk.index, regularPods: regularPods)
     }
 
     public func annotate(pod: String, _ a: Assignment) { ipamd.annotate(key: "default/\(pod)", vlan: a.vlan, ip: a.ip, mac: a.mac) }

@@ -11,12 +11,25 @@ import Netlink
 // netns deleted), driven through a `SequenceNode` (in-memory or the real kernel). After every
 // step the node must hold exactly the datapaths of the pods the model says are live.
 
-/// What the control plane gave a pod.
+/// What the control plane gave a branch pod, or (VLAN 0) what ipamd's pool gave a regular pod.
 public struct Assignment: Hashable, Sendable, CustomStringConvertible {
     public var vlan: UInt16
     public var ip: String
+    /// A regular pod's ENI.
+    public var deviceNumber = 0
     public init(vlan: UInt16, ip: String) { self.vlan = vlan; self.ip = ip }
-    public var description: String { "VLAN \(vlan) \(ip)" }
+    public var isRegular: Bool { vlan == 0 }
+    public var description: String { isRegular ? "\(ip) on device \(deviceNumber)" : "VLAN \(vlan) \(ip)" }
+
+    /// A regular pod's, from its ADD result (the address, and the device number the dummy
+    /// interface records).
+    public init?(regularResult stdout: String) {
+        guard let r = try? CNIJSON.decode(CNIResult.self, from: Array(stdout.utf8)),
+              let ip = r.ips?.first.flatMap({ IPPrefix($0.address)?.address }),
+              let device = r.interfaces?.last(where: { $0.name.hasPrefix("dummy") })?.sandbox.flatMap({ Int($0) }) else { return nil }
+        self.init(vlan: 0, ip: ip.description)
+        deviceNumber = device
+    }
     /// The branch ENI's MAC, derived from the VLAN so every ENI has its own.
     public var mac: String { String(format: "0a:00:00:00:%02x:%02x", vlan >> 8, vlan & 0xff) }
 }
@@ -46,6 +59,8 @@ public struct CNIRun: Sendable, CustomStringConvertible {
 public protocol SequenceNode: AnyObject {
     /// strict or standard, for the whole sequence.
     var mode: PodSGEnforcingMode { get }
+    /// Whether ipamd has an address pool: pods without an annotation are regular pods.
+    var servesRegularPods: Bool { get }
     func annotate(pod: String, _ a: Assignment)
     func forget(pod: String)
     /// A new pod network namespace; returns its path.
@@ -61,6 +76,10 @@ public protocol SequenceNode: AnyObject {
     func snapshot(podNamespaces: [String]) throws -> NodeSnapshot
     /// ipamd's served pods, key -> container id.
     func servedPods() throws -> [String: String]
+}
+
+extension SequenceNode {
+    public var servesRegularPods: Bool { false }
 }
 
 /// A small seeded generator (SplitMix64): the same seed replays the same sequence.
@@ -89,6 +108,8 @@ public struct SequenceFailure: Error, CustomStringConvertible {
 /// The model and the random walk.
 public final class SequenceRunner {
     public static let pods = ["a", "b", "c", "d"]
+    /// Pods nobody annotates: regular pods, on a node whose ipamd has a pool.
+    public static let regularPods = ["r", "s"]
     public static let vlans: [UInt16] = [7, 8, 9]
     public static let ips = ["10.0.40.11", "10.0.40.12", "10.0.40.13", "10.0.40.14"]
 
@@ -108,6 +129,8 @@ public final class SequenceRunner {
     public private(set) var steps = 0
     /// Plugin runs made (for the report).
     public private(set) var pluginRuns = 0
+    /// Regular pods that became live, and those of them on a secondary ENI (for the report).
+    public private(set) var regularPodsStarted = (all: 0, onSecondaryENI: 0)
 
     public init(node: any SequenceNode, seed: UInt64) {
         self.node = node
@@ -150,7 +173,8 @@ public final class SequenceRunner {
 
     /// A VLAN and address no live pod (and no other annotated pod) has.
     func freeAssignment(reuseFrom: Assignment? = nil, reuseVLAN: Bool = false, reuseIP: Bool = false) -> Assignment? {
-        let usedV = Set(live.values.map(\.assignment.vlan)), usedI = Set(live.values.map(\.assignment.ip))
+        let branches = live.values.filter { !$0.assignment.isRegular }
+        let usedV = Set(branches.map(\.assignment.vlan)), usedI = Set(branches.map(\.assignment.ip))
         let v = reuseVLAN ? reuseFrom?.vlan : Self.vlans.filter { !usedV.contains($0) && $0 != reuseFrom?.vlan }.randomElement(using: &rng)
         let i = reuseIP ? reuseFrom?.ip : Self.ips.filter { !usedI.contains($0) && $0 != reuseFrom?.ip }.randomElement(using: &rng)
         guard let v, let i else { return nil }
@@ -163,10 +187,22 @@ public final class SequenceRunner {
 
     // MARK: steps
 
+    func isRegular(_ pod: String) -> Bool { Self.regularPods.contains(pod) }
+
     func step() throws {
         let notLive = Self.pods.filter { live[$0] == nil }
-        let liveNames = live.keys.sorted()
+        let liveNames = live.keys.filter { !isRegular($0) }.sorted()
         var choices: [() throws -> Void] = []
+        // Regular pods: ADD in its flavours, DEL in its flavours (their address is the pool's,
+        // so no annotation reuse or duplicate).
+        if node.servesRegularPods {
+            if let p = Self.regularPods.filter({ live[$0] == nil }).randomElement(using: &rng) {
+                choices += [{ try self.add(p) }, { try self.crashedAdd(p) }, { try self.failedAdd(p) }]
+            }
+            if let p = live.keys.filter({ isRegular($0) }).sorted().randomElement(using: &rng) {
+                choices += [{ try self.del(p) }, { try self.del(p) }]
+            }
+        }
         if let p = notLive.randomElement(using: &rng), freeAssignment() != nil {
             choices += [{ try self.add(p) }, { try self.add(p) }, { try self.crashedAdd(p) }, { try self.failedAdd(p) }]
         }
@@ -181,21 +217,40 @@ public final class SequenceRunner {
         try choices.randomElement(using: &rng)!()
     }
 
-    func add(_ p: String) throws {
-        guard let a = freeAssignment() else { return }
+    /// A branch pod's assignment (annotated now), or nil for a regular pod (the pool's).
+    func annotated(_ p: String) -> Assignment?? {
+        if isRegular(p) { return .some(nil) }
+        guard let a = freeAssignment() else { return nil }
         node.annotate(pod: p, a)
+        return .some(a)
+    }
+
+    /// What a successful ADD gave the pod: its annotation, or the address in the result.
+    func assignment(_ p: String, _ annotated: Assignment?, _ r: CNIRun) throws -> Assignment {
+        if let annotated { return annotated }
+        guard let a = Assignment(regularResult: r.stdout) else { throw fail("ADD \(p): no regular pod in the result \(r.stdout)") }
+        regularPodsStarted.all += 1
+        if a.deviceNumber > 0 { regularPodsStarted.onSecondaryENI += 1 }
+        return a
+    }
+
+    func add(_ p: String) throws {
+        guard let a = annotated(p) else { return }
         var s = try newSandbox(p)
-        note("ADD \(p) \(s.container) \(a)")
+        note("ADD \(p) \(s.container) \(a.map(\.description) ?? "regular")")
         let r = try cni("ADD", s)
         try expect(r, ok: true, "ADD \(p)")
         s.prevResult = r.stdout
-        live[p] = (s, a)
+        live[p] = (s, try assignment(p, a, r))
     }
 
     /// DEL in one of its flavours, then the pod is gone from the cluster.
     func del(_ p: String) throws {
         guard let (s, _) = live[p] else { return }
-        let flavour = Int.random(in: 0..<5, using: &rng)
+        // A regular pod DELeted with neither prevResult nor ipamd, its netns gone (flavour 4),
+        // has nothing left that names its address: its rules wait for ipamd's next start or
+        // the runtime's GC (README). Runtimes pass prevResult; that case stays out.
+        let flavour = Int.random(in: 0..<(isRegular(p) ? 4 : 5), using: &rng)
         note("DEL \(p) \(s.container) flavour \(flavour)")
         var netns = s.netns
         if flavour >= 3 {  // the pod's netns is already gone (force delete)
@@ -235,24 +290,23 @@ public final class SequenceRunner {
 
     /// The plugin dies right after netlink request k; the runtime then DELs, or retries the ADD.
     func crashedAdd(_ p: String) throws {
-        guard let a = freeAssignment() else { return }
-        node.annotate(pod: p, a)
+        guard let a = annotated(p) else { return }
         var s = try newSandbox(p)
         let k = Int.random(in: 1...40, using: &rng)
         let retry = Bool.random(using: &rng)
-        note("ADD \(p) \(s.container) \(a) killed after request \(k), then \(retry ? "ADD again" : "DEL")")
+        note("ADD \(p) \(s.container) \(a.map(\.description) ?? "regular") killed after request \(k), then \(retry ? "ADD again" : "DEL")")
         let r = try cni("ADD", s, fault: .stop(afterRequest: k))
         if !r.killed {
             try expect(r, ok: true, "ADD \(p) (request \(k) is past its end)")
             s.prevResult = r.stdout
-            live[p] = (s, a)
+            live[p] = (s, try assignment(p, a, r))
             return
         }
         if retry {
             let again = try cni("ADD", s)
             try expect(again, ok: true, "ADD again of \(p)")
             s.prevResult = again.stdout
-            live[p] = (s, a)
+            live[p] = (s, try assignment(p, a, again))
         } else {
             try expect(try cni("DEL", s), ok: true, "DEL after a killed ADD of \(p)")
             node.forget(pod: p)
@@ -263,15 +317,14 @@ public final class SequenceRunner {
 
     /// Netlink request k fails: the ADD must fail cleanly; the runtime DELs.
     func failedAdd(_ p: String) throws {
-        guard let a = freeAssignment() else { return }
-        node.annotate(pod: p, a)
+        guard let a = annotated(p) else { return }
         var s = try newSandbox(p)
         let k = Int.random(in: 1...40, using: &rng)
-        note("ADD \(p) \(s.container) \(a) with request \(k) failing")
+        note("ADD \(p) \(s.container) \(a.map(\.description) ?? "regular") with request \(k) failing")
         let r = try cni("ADD", s, fault: .fail(request: k, errno: [EPERM, ENOBUFS, EBUSY].randomElement(using: &rng)!))
         if r.exitCode == 0 {
             s.prevResult = r.stdout
-            live[p] = (s, a)
+            live[p] = (s, try assignment(p, a, r))
             return
         }
         if r.code != 101 { throw fail("a failing netlink request must be CNI code 101: \(r)") }
@@ -360,11 +413,19 @@ public final class SequenceRunner {
         for (i, (s, a)) in pods.sorted(by: { $0.0.pod < $1.0.pod }).enumerated() {
             let ns = dp.addNamespace(s.netns)
             namespaces[s.netns] = ns
+            let hostVethMAC = MACAddress(bytes: [2, 0, 0, 0, UInt8(i), 1])!, containerMAC = MACAddress(bytes: [2, 0, 0, 0, UInt8(i), 2])!
+            if a.isRegular {
+                let veth = PodVeth(podIP: IPAddress(a.ip)!, hostVeth: Naming.hostVethName(prefix: Naming.vethPrefix(mode: .standard, configuredPrefix: "eni"),
+                                                                                       podNamespace: "default", podName: s.pod),
+                                   containerInterface: "eth0", mtu: 9001, owner: s.container, hostVethMAC: hostVethMAC, containerMAC: containerMAC)
+                try PlanApplier(context: try dp.podContext(netnsPath: s.netns), logger: quiet)
+                    .setup(RegularPodPlanner.setup(RegularPod(veth: veth, deviceNumber: a.deviceNumber)))
+                continue
+            }
             let pod = BranchPod(mode: mode, vlanID: a.vlan, podIP: IPAddress(a.ip)!, subnetGateway: IPAddress("10.0.32.1")!,
                                 branchMAC: MACAddress(a.mac)!, trunkIndex: dp.trunk.index,
                                 hostVeth: Naming.hostVethName(prefix: Naming.vethPrefix(mode: mode, configuredPrefix: "eni"), podNamespace: "default", podName: s.pod),
-                                containerInterface: "eth0", mtu: 9001, owner: s.container,
-                                hostVethMAC: MACAddress(bytes: [2, 0, 0, 0, UInt8(i), 1])!, containerMAC: MACAddress(bytes: [2, 0, 0, 0, UInt8(i), 2])!)
+                                containerInterface: "eth0", mtu: 9001, owner: s.container, hostVethMAC: hostVethMAC, containerMAC: containerMAC)
             let ctx = try dp.podContext(netnsPath: s.netns)
             try PlanApplier(context: ctx, logger: quiet).setup(BranchPodPlanner.setup(pod))
         }

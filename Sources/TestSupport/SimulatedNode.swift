@@ -2,8 +2,11 @@ import CNI
 import CNIPlugin
 import Datapath
 import EnforcingMode
+import AWSCloud
 import Foundation
 import IPAMDCore
+import IPAMDPool
+import IPAMPool
 import IPAMDProtocol
 import Logging
 import NetModel
@@ -62,18 +65,39 @@ public final class InProcessIPAMD: IPAMDClient {
     public let source = AnnotationSource()
     public private(set) var handler: RPCHandler
     public var down = false
+    /// With regular pods: EC2 (it outlives ipamd's restarts) and the running pool with its
+    /// sizing loop. One pod address per ENI (10 ENIs), so most pods land on secondary ENIs.
+    public let ec2: FakePoolEC2?
+    private var pool: (manager: PoolManager, loop: Task<Void, Never>)?
 
-    public init(trunkIndex: Int32) {
+    /// `regularPods`: a pod without an annotation gets a pool address (as with the cloud);
+    /// otherwise it is refused, as without the cloud.
+    public init(trunkIndex: Int32, regularPods: Bool = false) {
         self.trunkIndex = trunkIndex
-        handler = Self.makeHandler(source: source, trunkIndex: trunkIndex, store: store)
+        ec2 = regularPods ? FakePoolEC2() : nil
+        ec2?.limits = InstanceTypeLimits(instanceType: "m5.large", maxENIs: 10, ipv4PerENI: 2)
+        (handler, pool) = Self.make(source: source, trunkIndex: trunkIndex, store: store, ec2: ec2)
     }
 
-    static func makeHandler(source: AnnotationSource, trunkIndex: Int32, store: MemoryStore) -> RPCHandler {
+    static func make(source: AnnotationSource, trunkIndex: Int32, store: MemoryStore, ec2: FakePoolEC2?)
+        -> (RPCHandler, (manager: PoolManager, loop: Task<Void, Never>)?) {
         var config = IPAMDConfig(podENISource: .file(path: "/in-memory"), trunk: .name("eth1"), vpcCIDRs: [IPPrefix("10.0.0.0/16")!])
         config.node.enablePodENI = true
+        config.pool.addressWait = .seconds(2)
         let registry = PodRegistry(store: store)
         _ = try? registry.restore()
-        return RPCHandler(config: config, source: source, trunk: FixedTrunk(index: trunkIndex), registry: registry, logger: quiet)
+        var pool: (manager: PoolManager, loop: Task<Void, Never>)?
+        if let ec2 {
+            var settings = PoolSettings(targets: PoolTargets(), reserveTrunkSlot: false, instanceID: "i-1", instanceType: "m5.large",
+                                        primaryENIID: "eni-primary", subnetID: "subnet-1", subnet: IPPrefix("10.0.0.0/19")!, securityGroupIDs: ["sg-1"])
+            settings.cooldown = .zero
+            let manager = PoolManager(settings: settings, ec2: ec2, host: FakeENIHost(), logger: quiet)
+            let restored = registry.regularPodAddresses
+            blocking { _ = try? await manager.start(attached: ec2.attached, subnets: [:], restored: restored) }
+            pool = (manager, Task { await manager.run() })
+        }
+        let handler = RPCHandler(config: config, source: source, trunk: FixedTrunk(index: trunkIndex), registry: registry, pool: pool?.manager, logger: quiet)
+        return (handler, pool)
     }
 
     /// The controller annotates the pod with its branch ENI.
@@ -88,13 +112,51 @@ public final class InProcessIPAMD: IPAMDClient {
 
     public func forget(key: String) { source.set(key: key, nil) }
 
-    /// A new ipamd process: the registry comes back from the checkpoint only.
-    public func restart() { handler = Self.makeHandler(source: source, trunkIndex: trunkIndex, store: store) }
+    deinit { pool?.loop.cancel() }
+
+    /// A new ipamd process: the registry comes back from the checkpoint only, the pool from
+    /// EC2's ENIs and the checkpoint's holders.
+    public func restart() {
+        if let pool {
+            // The old process is gone before the new one starts: its sizing step in flight ends
+            // (a process's EC2 calls die with it; here they must not overlap the new pool's).
+            pool.loop.cancel()
+            blocking {
+                await pool.loop.value
+                await pool.manager.shutdown()
+            }
+        }
+        (handler, pool) = Self.make(source: source, trunkIndex: trunkIndex, store: store, ec2: ec2)
+    }
 
     public func call(_ request: RPCRequest, timeoutSeconds: Int) throws(IPAMDClientError) -> RPCReply {
         if down { throw .unreachable(path: "/in-process", SocketError("connect", errno: ECONNREFUSED)) }
+        // The pool answers asynchronously (an ADD may wait for a refill): the plugin's call blocks
+        // on it, as it blocks on ipamd's socket. Callers are off the cooperative pool.
+        if pool != nil {
+            let handler = handler
+            return blocking { await handler.handle(request) }
+        }
         return handler.respond(request)
     }
+}
+
+/// Runs `body` as a task and blocks this thread until it ends: for synchronous callers (the
+/// plugin's IPAMD client) of async code, on threads outside the cooperative pool. A task that
+/// has not ended after a minute is a bug of the test (a starved or deadlocked pool): it stops
+/// the process with a message rather than hang the run.
+func blocking<T: Sendable>(_ body: @escaping @Sendable () async -> T) -> T {
+    let done = DispatchSemaphore(value: 0)
+    let result = Mutex<T?>(nil)
+    Task {
+        let value = await body()
+        result.withLock { $0 = value }
+        done.signal()
+    }
+    if done.wait(timeout: .now() + 60) == .timedOut {
+        fatalError("an in-process ipamd call did not end within 60 s (blocked cooperative pool?)")
+    }
+    return result.withLock { $0! }
 }
 
 /// A node: the fake kernel, an in-process ipamd, and the plugin run as the runtime runs it.

@@ -31,10 +31,7 @@ func startPool(_ node: IPAMDConfig, discovered: DiscoveredNode, cloud: CloudConn
     settings.mtu = node.eniMTU
     settings.cooldown = node.pool.cooldown
     let pool = PoolManager(settings: settings, ec2: ec2, host: host, logger: logger)
-    let restored = registry.all.filter { !$0.branch }.compactMap { p -> (AddressHolder, IPv4Address)? in
-        guard let ip = p.ipv4.flatMap({ IPv4Address($0) }) else { return nil }
-        return (AddressHolder(networkName: p.networkName ?? "", containerID: p.containerID, ifName: p.ifName, namespace: p.namespace, name: p.name), ip)
-    }
+    let restored = registry.regularPodAddresses
     do {
         // Discovery's list when it made one (pod ENI on): one DescribeNetworkInterfaces at start.
         var attached = discovered.enis ?? []

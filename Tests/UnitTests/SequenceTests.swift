@@ -5,19 +5,24 @@ import TestSupport
 import Testing
 
 /// Model-based random sequences on the in-memory kernel: 10,000 sequences of 12 steps, both
-/// modes. The base seed is random per run (printed); SEQUENCE_SEED=<seed> replays one sequence.
+/// modes, half of them on a node whose ipamd has an address pool (regular pods r and s beside
+/// the branch pods). The base seed is random per run (printed); SEQUENCE_SEED=<seed> replays one
+/// sequence.
 @Suite struct SequenceTests {
     static let sequences = 10_000
     static let stepsPerSequence = 12
 
     static func mode(_ seed: UInt64) -> PodSGEnforcingMode { seed % 2 == 0 ? .strict : .standard }
+    static func regularPods(_ seed: UInt64) -> Bool { seed % 4 >= 2 }
 
-    static func run(_ seed: UInt64) -> (steps: Int, runs: Int, failure: String?) {
-        let runner = SequenceRunner(node: FakeSequenceNode(mode: mode(seed)), seed: seed)
+    static func run(_ seed: UInt64) -> SequenceProgress.Result {
+        let runner = SequenceRunner(node: FakeSequenceNode(mode: mode(seed), regularPods: regularPods(seed)), seed: seed)
+        var failure: String?
         do { try runner.run(steps: stepsPerSequence) } catch {
-            return (runner.steps, runner.pluginRuns, "\(error)\n(replay: SEQUENCE_SEED=\(seed) swift test --filter SequenceTests)")
+            failure = "\(error)\n(replay: SEQUENCE_SEED=\(seed) swift test --filter SequenceTests)"
         }
-        return (runner.steps, runner.pluginRuns, nil)
+        return .init(steps: runner.steps, runs: runner.pluginRuns, regular: runner.regularPodsStarted.all,
+                     regularOnSecondaryENI: runner.regularPodsStarted.onSecondaryENI, failure: failure)
     }
 
     @Test func randomSequencesMatchTheModel() async throws {
@@ -46,8 +51,10 @@ import Testing
                 }
             }
         }
-        let (steps, runs, failures) = progress.totals
-        print("sequences: base seed \(base), \(Self.sequences) sequences, \(steps) steps, \(runs) plugin runs on the in-memory kernel, \(failures.count) failed")
+        let t = progress.totals
+        print("sequences: base seed \(base), \(Self.sequences) sequences, \(t.steps) steps, \(t.runs) plugin runs on the in-memory kernel, " +
+              "\(t.regular) regular pods started (\(t.regularOnSecondaryENI) on a secondary ENI), \(t.failures.count) failed")
+        let failures = t.failures
         for f in failures { Issue.record(Comment(rawValue: f)) }
     }
 }
@@ -55,7 +62,15 @@ import Testing
 /// The sequence workers' shared state: the next batch to take, and the totals.
 final class SequenceProgress: Sendable {
     let batches: Int
-    private let state = Mutex((next: 0, steps: 0, runs: 0, failures: [String]()))
+    struct Result {
+        var steps = 0
+        var runs = 0
+        var regular = 0
+        var regularOnSecondaryENI = 0
+        var failure: String?
+    }
+
+    private let state = Mutex((next: 0, totals: Result(), failures: [String]()))
 
     init(batches: Int) { self.batches = batches }
 
@@ -69,13 +84,16 @@ final class SequenceProgress: Sendable {
     }
 
     /// false when the run should stop (three failures).
-    func record(_ r: (steps: Int, runs: Int, failure: String?)) -> Bool {
+    func record(_ r: Result) -> Bool {
         state.withLock { s in
-            s.steps += r.steps; s.runs += r.runs
+            s.totals.steps += r.steps; s.totals.runs += r.runs
+            s.totals.regular += r.regular; s.totals.regularOnSecondaryENI += r.regularOnSecondaryENI
             if let f = r.failure { s.failures.append(f) }
             return s.failures.count < 3
         }
     }
 
-    var totals: (Int, Int, [String]) { state.withLock { ($0.steps, $0.runs, $0.failures) } }
+    var totals: (steps: Int, runs: Int, regular: Int, regularOnSecondaryENI: Int, failures: [String]) {
+        state.withLock { ($0.totals.steps, $0.totals.runs, $0.totals.regular, $0.totals.regularOnSecondaryENI, $0.failures) }
+    }
 }

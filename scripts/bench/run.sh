@@ -142,7 +142,7 @@ echo "== host: regular pods (aws-cni, Debian ptp + host-local, floor; EC2 calls;
 TESTS=.build/debug/aws-sg-podsPackageTests.xctest
 regular=null
 if [[ -x $TESTS ]]; then
-    REGULAR_POD_BENCH=${BENCH_REGULAR_PODS:-50} AWS_CNI_RELEASE_DIR=$BIN FLOOR=$FLOOR NO_COLOR=1 \
+    REGULAR_POD_BENCH=${BENCH_REGULAR_PODS:-50} AWS_CNI_RELEASE_DIR=$(realpath "$BIN") FLOOR=$(realpath "$FLOOR") NO_COLOR=1 \
         "$TESTS" --testing-library swift-testing --filter RegularPodBench >"$tmp/regular.log" 2>&1 || true
     grep -E '^(regular pods on the host|  |EC2 calls for|churn:)' "$tmp/regular.log" >&2 || true
     line=$(sed -n 's/^regular-pod-bench-json: //p' "$tmp/regular.log" | tail -n 1)
@@ -179,5 +179,9 @@ failures=$(jq '[.vm.contestants[][] | .failures] + [.vm.parallel.add_failures, .
     + [.vm.scale // {} | del(.measured_pods) | .[][] | .add.failures, .del.failures] | add' "$OUT")
 if ((failures > 0)) || [[ $(jq .vm.floor_matches_aws_cni_strict "$OUT") != true ]]; then
     echo "bench: $failures failed execs or leftovers, or the floor differs from aws-cni: these figures are not comparable" >&2
+    exit 1
+fi
+if [[ $(jq '.host.regular_pods == null' "$OUT") == true ]]; then
+    echo "bench: the regular-pod part gave no result" >&2
     exit 1
 fi
