@@ -34,7 +34,7 @@ swift build --build-tests 2>&1 | tail -1
 echo "== 2/4 swift test on the host (unit, sequences, privileged, Kubernetes, integration)"
 # The cloud suites run on their own afterwards: each starts moto (seconds of CPU on two cores),
 # which would starve the timing-sensitive watch tests running beside them.
-CLOUD_SUITES='CloudTests\.|CloudDiscoveryTests|CloudRegularPodTests'
+CLOUD_SUITES='CloudTests\.|CloudDiscoveryTests|CloudRegularPodTests|CloudPoolSizeTests'
 NO_COLOR=1 swift test --skip-build --disable-xctest --skip "$CLOUD_SUITES|CloudVMTests|CloudStartBench" 2>&1 | tee "$LOGS/swift-test.log" | grep -vE '^(◇|↳)|started\.$|passed after' || true
 grep -q 'Test run with .* passed' "$LOGS/swift-test.log" || { echo "swift test failed"; exit 1; }
 swift_tests=$(grep -oE 'Test run with [0-9]+ tests' "$LOGS/swift-test.log" | grep -oE '[0-9]+')

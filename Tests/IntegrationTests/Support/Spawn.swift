@@ -52,6 +52,9 @@ enum Spawn {
         posix_spawn_file_actions_adddup2(&actions, stdinFD, 0)
         posix_spawn_file_actions_adddup2(&actions, stdoutFD, 1)
         posix_spawn_file_actions_adddup2(&actions, stderrFD, 2)
+        // Nothing else: a pipe another thread is reading to EOF at this moment (an `ip` run's
+        // stdout) must not stay open in a long-lived child such as ipamd, or that read never ends.
+        precondition(testshim_spawn_close_from(&actions, 3) == 0)
         let args = cStrings(argv), envp = cStrings(env.map { "\($0.key)=\($0.value)" })
         defer { for p in args + envp { free(p) } }
         var pid: pid_t = 0
