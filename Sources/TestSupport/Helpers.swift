@@ -68,6 +68,11 @@ public final class OffThread<T: Sendable>: @unchecked Sendable {
     }
 }
 
+extension Duration {
+    /// In milliseconds, for benchmarks' figures.
+    public var inMilliseconds: Double { Double(components.seconds) * 1000 + Double(components.attoseconds) / 1e15 }
+}
+
 /// Runs blocking work on a thread of its own, so it never holds one of the few cooperative-pool
 /// threads the code under test needs.
 public func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {

@@ -21,17 +21,30 @@ public struct Assignment: Hashable, Sendable, CustomStringConvertible {
     public var isRegular: Bool { vlan == 0 }
     public var description: String { isRegular ? "\(ip) on device \(deviceNumber)" : "VLAN \(vlan) \(ip)" }
 
-    /// A regular pod's, from its ADD result (the address, and the device number the dummy
-    /// interface records).
+    /// A regular pod's, from its ADD result.
     public init?(regularResult stdout: String) {
+        guard let r = RegularPodResult(stdout) else { return nil }
+        self.init(vlan: 0, ip: r.ip.description)
+        deviceNumber = r.deviceNumber
+    }
+
+    /// The branch ENI's MAC, derived from the VLAN so every ENI has its own.
+    public var mac: String { String(format: "0a:00:00:00:%02x:%02x", vlan >> 8, vlan & 0xff) }
+}
+
+/// What a regular pod's ADD result says: its address, and the ENI's device number the dummy
+/// interface records (as the reference's result does).
+public struct RegularPodResult: Sendable {
+    public var ip: IPAddress
+    public var deviceNumber: Int
+
+    public init?(_ stdout: String) {
         guard let r = try? CNIJSON.decode(CNIResult.self, from: Array(stdout.utf8)),
               let ip = r.ips?.first.flatMap({ IPPrefix($0.address)?.address }),
               let device = r.interfaces?.last(where: { $0.name.hasPrefix("dummy") })?.sandbox.flatMap({ Int($0) }) else { return nil }
-        self.init(vlan: 0, ip: ip.description)
+        self.ip = ip
         deviceNumber = device
     }
-    /// The branch ENI's MAC, derived from the VLAN so every ENI has its own.
-    public var mac: String { String(format: "0a:00:00:00:%02x:%02x", vlan >> 8, vlan & 0xff) }
 }
 
 /// One pod sandbox as the runtime knows it.
@@ -414,17 +427,19 @@ public final class SequenceRunner {
             let ns = dp.addNamespace(s.netns)
             namespaces[s.netns] = ns
             let hostVethMAC = MACAddress(bytes: [2, 0, 0, 0, UInt8(i), 1])!, containerMAC = MACAddress(bytes: [2, 0, 0, 0, UInt8(i), 2])!
+            // A regular pod's veth has the standard-mode prefix whatever the mode.
+            let hostVeth = Naming.hostVethName(prefix: Naming.vethPrefix(mode: a.isRegular ? .standard : mode, configuredPrefix: "eni"),
+                                               podNamespace: "default", podName: s.pod)
             if a.isRegular {
-                let veth = PodVeth(podIP: IPAddress(a.ip)!, hostVeth: Naming.hostVethName(prefix: Naming.vethPrefix(mode: .standard, configuredPrefix: "eni"),
-                                                                                       podNamespace: "default", podName: s.pod),
-                                   containerInterface: "eth0", mtu: 9001, owner: s.container, hostVethMAC: hostVethMAC, containerMAC: containerMAC)
+                let veth = PodVeth(podIP: IPAddress(a.ip)!, hostVeth: hostVeth, containerInterface: "eth0", mtu: 9001, owner: s.container,
+                                   hostVethMAC: hostVethMAC, containerMAC: containerMAC)
                 try PlanApplier(context: try dp.podContext(netnsPath: s.netns), logger: quiet)
                     .setup(RegularPodPlanner.setup(RegularPod(veth: veth, deviceNumber: a.deviceNumber)))
                 continue
             }
             let pod = BranchPod(mode: mode, vlanID: a.vlan, podIP: IPAddress(a.ip)!, subnetGateway: IPAddress("10.0.32.1")!,
                                 branchMAC: MACAddress(a.mac)!, trunkIndex: dp.trunk.index,
-                                hostVeth: Naming.hostVethName(prefix: Naming.vethPrefix(mode: mode, configuredPrefix: "eni"), podNamespace: "default", podName: s.pod),
+                                hostVeth: hostVeth,
                                 containerInterface: "eth0", mtu: 9001, owner: s.container, hostVethMAC: hostVethMAC, containerMAC: containerMAC)
             let ctx = try dp.podContext(netnsPath: s.netns)
             try PlanApplier(context: ctx, logger: quiet).setup(BranchPodPlanner.setup(pod))

@@ -80,7 +80,7 @@ import Testing
         #expect(check.exitCode == 0, "CHECK after the restart: \(check.out)")
 
         for p in pods {
-            let del = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result)
+            let del = try plugin.delete(p)
             #expect(del.exitCode == 0, "DEL \(p.name): \(del.out)")
         }
         let left = try rules(n).filter { r in pods.contains { r.source == IPPrefix(host: $0.ip) || r.destination == IPPrefix(host: $0.ip) } }
@@ -128,7 +128,7 @@ import Testing
         #expect(WhoamiServer.sourceSeen(from: onSecond.netns.path, vpcHost, timeout: 2) == nil, "source/destination check")
         #expect(try n.sim.node.exec([TestNamespace.ipPath, "rule", "add"] + rule).status == 0)
 
-        for p in pods { _ = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result) }
+        for p in pods { _ = try plugin.delete(p) }
         #expect(await eventually { pool(n)?.assigned == 0 })
     }
 
@@ -176,13 +176,13 @@ import Testing
         #expect(full.exitCode != 0 && full.json?["code"] as? Int == 11 && full.out.contains("full"), "\(full.out)")
 
         // A DEL frees one: after its cool-down the 28th pod gets it.
-        let del = try plugin.run("DEL", container: pods[0].container, pod: pods[0].name, netns: pods[0].netns.path, prevResult: pods[0].result)
+        let del = try plugin.delete(pods[0])
         #expect(del.exitCode == 0)
         if let p = try add(n, plugin, 27) {
             #expect(p.ip == pods[0].ip, "the freed address, after the cool-down")
             pods[0] = p
         }
-        for p in pods { _ = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result) }
+        for p in pods { _ = try plugin.delete(p) }
         #expect(await eventually { pool(n)?.assigned == 0 })
     }
 
@@ -197,7 +197,7 @@ import Testing
         let prefixes = (n.cloud.state()?.enis.first { $0.deviceIndex == 0 }?.ipv4Prefixes ?? []).compactMap { IPPrefix($0) }
         #expect(pods.allSatisfy { p in prefixes.contains { $0.contains(p.ip) } }, "every address from a delegated /28: \(prefixes)")
         #expect(pods.allSatisfy { $0.deviceNumber == 0 }, "20 pods fit on the primary ENI's prefixes")
-        for p in pods { _ = try plugin.run("DEL", container: p.container, pod: p.name, netns: p.netns.path, prevResult: p.result) }
+        for p in pods { _ = try plugin.delete(p) }
         #expect(await eventually { pool(n)?.assigned == 0 })
     }
 }

@@ -21,7 +21,7 @@ import Testing
             let t0 = ContinuousClock.now
             guard try n.ipamd.start() else { Issue.record("ipamd did not start: \(n.ipamd.log.suffix(10))"); return }
             let d = ContinuousClock.now - t0
-            samples.append(Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15)
+            samples.append(d.inMilliseconds)
             let r = n.cloud.requests()
             calls.append("EC2 \(r.ec2.values.reduce(0, +)), IMDS \(r.imdsGETs) GET + \(r.tokenPUTs) PUT")
             n.ipamd.stop()

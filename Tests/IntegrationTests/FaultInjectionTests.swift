@@ -49,7 +49,6 @@ import Testing
             plugin = PluginRunner(sim: sim, ipamd: ipamd, mode: "standard")
             podNS = try sim.newPodNamespace()
             guard try ipamd.start() else { throw Failure("ipamd did not start: \(ipamd.log.suffix(10))") }
-            let enis = secondaryENI ? 2 : 1
             guard secondaryENI else { return }
             // The primary's 9 and one of the second ENI's addresses held, so f lands on device 1
             // and the second ENI is never surplus.
@@ -58,7 +57,7 @@ import Testing
                 guard reply.success else { throw Failure("filler \(i): \(reply)") }
             }
             let deadline = Date().addingTimeInterval(30)
-            while n.poolCounts().map({ $0 != (enis, 18, 10) }) ?? true {
+            while n.poolCounts().map({ $0 != (2, 18, 10) }) ?? true {
                 guard Date() < deadline else { throw Failure("the pool did not settle: \(String(describing: n.poolCounts()))") }
                 usleep(20_000)
             }

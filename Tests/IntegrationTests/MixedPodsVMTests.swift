@@ -125,7 +125,7 @@ import Testing
         let state = try #require(n.cloud.state())
         var interfaces: [String: Any] = [:]
         for eni in state.enis where eni.interfaceType == "interface" {
-            interfaces[eni.eniID] = ["link": eni.deviceIndex == 0 ? "primary0" : "eni\(eni.deviceIndex)", "ip": eni.ip, "groups": ["sg-node"],
+            interfaces[eni.eniID] = ["link": ENIMirror.vpcLink(deviceIndex: eni.deviceIndex), "ip": eni.ip, "groups": ["sg-node"],
                                      "secondaryIps": regular.filter { $0.deviceNumber == eni.deviceIndex }.map(\.ip.description)]
         }
         for b in Self.branches { interfaces["eni-\(b.name)"] = ["link": "trunk.\(b.vlan)", "ip": b.ip, "groups": [b.group]] }

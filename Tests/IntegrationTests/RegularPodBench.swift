@@ -30,8 +30,6 @@ import Testing
         var del: [Double] = []
         var failures = 0
 
-        static func ms(_ d: Duration) -> Double { Double(d.components.seconds) * 1000 + Double(d.components.attoseconds) / 1e15 }
-
         /// Nearest rank: the sample at rank ceil(p/100 * n).
         static func percentile(_ xs: [Double], _ p: Double) -> Double? {
             guard !xs.isEmpty else { return nil }
@@ -110,11 +108,11 @@ import Testing
                 for i in 0..<pods {
                     let ns = try n.sim.newPodNamespace()
                     let r = try c.add(i, ns)
-                    if r.exitCode == 0 { s.add.append(Samples.ms(r.elapsed)); added.append((i, ns, r)) } else { s.failures += 1; print("\(c.name) ADD \(i): \(r)") }
+                    if r.exitCode == 0 { s.add.append(r.elapsed.inMilliseconds); added.append((i, ns, r)) } else { s.failures += 1; print("\(c.name) ADD \(i): \(r)") }
                 }
                 for (i, ns, add) in added {
                     let r = try c.del(i, ns, add)
-                    if r.exitCode == 0 { s.del.append(Samples.ms(r.elapsed)) } else { s.failures += 1; print("\(c.name) DEL \(i): \(r)") }
+                    if r.exitCode == 0 { s.del.append(r.elapsed.inMilliseconds) } else { s.failures += 1; print("\(c.name) DEL \(i): \(r)") }
                     n.sim.deletePodNamespace(ns.path)
                 }
                 samples[c.name] = s
@@ -157,10 +155,10 @@ import Testing
             var pods: [RegularPod] = []
             var latencies: [Double] = []
             for i in 0..<100 {
-                if let p = try plugin.addRegular(n, "start\(i)") { pods.append(p); latencies.append(Samples.ms(p.addElapsed)) }
+                if let p = try plugin.addRegular(n, "start\(i)") { pods.append(p); latencies.append(p.addElapsed.inMilliseconds) }
             }
             let calls = n.cloud.requests().ec2
-            let slow = pods.enumerated().filter { Samples.ms($0.element.addElapsed) > 20 }.map { "#\($0.offset) on device \($0.element.deviceNumber): \(Int(Samples.ms($0.element.addElapsed))) ms" }
+            let slow = pods.enumerated().filter { $0.element.addElapsed.inMilliseconds > 20 }.map { "#\($0.offset) on device \($0.element.deviceNumber): \(Int($0.element.addElapsed.inMilliseconds)) ms" }
             if !slow.isEmpty { print("  ADDs over 20 ms: \(slow.joined(separator: ", "))") }
             let name = warm ? "warm" : "cold"
             out[name] = ["pods_started": pods.count, "calls": calls, "total": calls.values.reduce(0, +), "add_latency": Samples.summary(latencies)]

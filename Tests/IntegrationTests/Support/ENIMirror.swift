@@ -61,6 +61,9 @@ final class ENIMirror: @unchecked Sendable {
         events.withLock { $0.append(line) }
     }
 
+    /// The VPC's end of the wire of the ENI at `deviceIndex` (the primary's is SimNode's).
+    static func vpcLink(deviceIndex: Int) -> String { deviceIndex == 0 ? "primary0" : "eni\(deviceIndex)" }
+
     /// Whether the VPC delivers `address` to an ENI now.
     func routes(_ address: String) -> Bool { routed.withLock { $0.contains(address) } }
 
@@ -68,7 +71,7 @@ final class ENIMirror: @unchecked Sendable {
         guard let state = cloud.state() else { return }
         let attached = state.enis.filter { $0.deviceIndex > 0 && $0.interfaceType == "interface" }
         for eni in attached where links[eni.eniID] == nil {
-            let name = "ens\(eni.deviceIndex + 5)", peer = "eni\(eni.deviceIndex)"
+            let name = "ens\(eni.deviceIndex + 5)", peer = Self.vpcLink(deviceIndex: eni.deviceIndex)
             do {
                 try sim.node.ip("link", "add", name, "address", eni.mac, "type", "veth", "peer", "name", peer, "netns", sim.vpc.name)
             } catch {
@@ -90,7 +93,7 @@ final class ENIMirror: @unchecked Sendable {
     private func route(_ enis: [SimENI]) {
         var wanted: [String: Delivery] = [:]
         for eni in enis {
-            let delivery = Delivery(link: eni.deviceIndex == 0 ? "primary0" : "eni\(eni.deviceIndex)", mac: eni.mac)
+            let delivery = Delivery(link: Self.vpcLink(deviceIndex: eni.deviceIndex), mac: eni.mac)
             let prefixed = eni.ipv4Prefixes.flatMap { p -> [String] in
                 guard let prefix = IPPrefix(p), case .v4(let base) = prefix.address else { return [] }
                 return (0..<(UInt32(1) << (32 - UInt32(prefix.length)))).map { IPv4Address(base.value + $0).description }

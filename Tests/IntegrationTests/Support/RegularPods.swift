@@ -1,4 +1,3 @@
-import CNI
 import Foundation
 import NetModel
 import Netlink
@@ -33,13 +32,11 @@ extension PluginRunner {
     func addRegular(_ n: CloudNode, _ name: String) throws -> RegularPod? {
         let ns = try n.sim.newPodNamespace()
         let r = try run("ADD", container: "c-\(name)", pod: name, netns: ns.path)
-        guard r.exitCode == 0, let result = try? CNIJSON.decode(CNIResult.self, from: r.stdout),
-              let ip = result.ips?.first.flatMap({ IPPrefix($0.address)?.address }),
-              let device = result.interfaces?.last?.sandbox.flatMap({ Int($0) }) else {
+        guard r.exitCode == 0, let result = RegularPodResult(r.out) else {
             Issue.record("ADD \(name): \(r) \(n.ipamd.log.suffix(5))")
             return nil
         }
-        return RegularPod(container: "c-\(name)", name: name, netns: ns, result: r.out, ip: ip, deviceNumber: device, addElapsed: r.elapsed)
+        return RegularPod(container: "c-\(name)", name: name, netns: ns, result: r.out, ip: result.ip, deviceNumber: result.deviceNumber, addElapsed: r.elapsed)
     }
 
     func delete(_ p: RegularPod) throws -> Completed {
