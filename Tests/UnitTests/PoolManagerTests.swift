@@ -125,6 +125,23 @@ import TestSupport
         #expect(ec2.attached.map(\.deviceIndex) == [0, 1, 2])
     }
 
+    /// An ADD that takes the pool below its target starts the refill at once: with a tick that
+    /// never comes, the running loop still attaches the second ENI after the first pod.
+    @Test func anADDBelowTheTargetWakesTheSizingLoop() async throws {
+        let ec2 = FakePoolEC2(), host = FakeENIHost()
+        var settings = Self.settings()
+        settings.tick = .seconds(3600)
+        let m = PoolManager(settings: settings, ec2: ec2, host: host, logger: quiet)
+        _ = try await m.start(attached: ec2.attached, subnets: [:], restored: [])
+        let loop = Task { await m.run() }
+        defer { loop.cancel() }
+        #expect(await eventually { await counts(m) == (1, 9, 0) }, "the first sizing step fills the primary")
+        guard case .success = await m.assign(holder(0), until: .now) else { Issue.record("no address"); return }
+        let refilled = await eventually { await counts(m) == (2, 18, 1) }
+        let now = await counts(m)
+        #expect(refilled, "refilled without the tick: \(now)")
+    }
+
     /// Throttled EC2 never fails an ADD the warm pool can serve; an empty pool answers within the bound.
     @Test func throttlingNeverFailsAnADDThePoolCanServe() async throws {
         let (m, ec2, _) = try await started()
