@@ -27,10 +27,11 @@ release: deps
 test:
 	scripts/test.sh
 
-# The main job: a simulated VPC enforcing security groups, three branch pods through the real
-# aws-cni in strict and standard mode, expected vs observed. In the VM unless this kernel has 802.1Q.
+# The main job: a simulated VPC enforcing security groups, three branch pods and a regular pod
+# (moto as the node's EC2) through the real aws-cni in strict and standard mode, expected vs observed. In the VM unless this kernel has 802.1Q.
 demo: release
-	scripts/vlan-run.sh scripts/demo/security-groups.sh
+	CLOUD_SIM_PYTHON=$$(python3 -c 'import sys; print(sys.executable)') VM_PASS_ENV=CLOUD_SIM_PYTHON \
+	    scripts/vlan-run.sh scripts/demo/security-groups.sh
 
 # Benchmarks, not tests: CNI ADD/DEL latency in a VM against the Debian vlan plugin and a C floor,
 # plus host figures (regular pods against Debian ptp + host-local and the floor, EC2 calls per 100

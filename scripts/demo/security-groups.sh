@@ -1,9 +1,11 @@
 #!/bin/bash
 # The demo (make demo; also a suite of the test command), where 802.1Q works (the VM here): a
 # simulated VPC that enforces security groups (scripts/lib/vpc.sh, groups in
-# scripts/vpc/demo-vpc.json), a node with a trunk, ipamd with the static pod-ENI source, and the
-# VPC file's branch pods (namespace shop) created by the real aws-cni that ipamd installed, with
-# the conflist it wrote, as kubelet would. For strict and then for
+# scripts/vpc/demo-vpc.json), a node with a trunk whose cloud is moto plus the instance metadata
+# test server (scripts/lib/cloud.sh), ipamd with the static pod-ENI source, and the VPC file's pods
+# (namespace shop) created by the real aws-cni that ipamd installed, with the conflist it wrote, as
+# kubelet would: branch pods, and a regular pod that gets the primary ENI's secondary address from
+# ipamd's pool. For strict and then for
 # standard mode it prints a matrix, expected vs observed: pod -> database:5432, pod -> pod,
 # pod -> internet (with the source address the far end saw), and node -> pod TCP probes (as
 # kubelet's) with tcp_early_demux on and off. Expectations come from the VPC file's groups and
@@ -14,6 +16,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/lib/fabric.sh
 source scripts/lib/vpc.sh
+source scripts/lib/cloud.sh
 
 # A connection that gets no answer within this many seconds counts as blocked: security groups
 # drop silently. An answered one takes milliseconds, even under the VM's emulation.
@@ -22,6 +25,10 @@ SOURCE_SEEN_TIMEOUT=${DEMO_CONNECT_TIMEOUT:-5}
 PODS=()
 declare -A POD_IP
 while read -r _ _ ip pod; do PODS+=("${pod#shop/}"); POD_IP[${pod#shop/}]=$ip; done < <(vpcpy branches)
+# The regular pods: the VPC file names the secondary address of the primary ENI each one gets.
+REGULARS=()
+declare -A IS_REGULAR
+while read -r _ ip pod; do REGULARS+=("${pod#shop/}"); POD_IP[${pod#shop/}]=$ip; IS_REGULAR[$ip]=1; done < <(vpcpy regulars)
 declare -A RESULT
 
 bold() { printf '\033[1m%s\033[0m\n' "$*"; }
@@ -58,15 +65,25 @@ observe() {
 #   standard: pod -> pod and node -> pod stay on the node (no security group is involved);
 #     pod -> VPC leaves through the branch interface; pod -> outside the VPC is SNATed to the
 #     node's primary IP and leaves through the primary interface, so the node's groups apply.
+#   a regular pod, in either mode (SPEC section 3a): its address is a secondary address of the
+#     primary ENI, so it carries the node's groups; it leaves through the primary interface,
+#     SNATed outside the VPC; the node reaches it on the node (a main-table route, rule 512), and
+#     so does a standard-mode pod; a strict-mode pod reaches it, and it a strict-mode pod, through
+#     the VPC, where both sides' groups apply.
 expect() {
     local mode=$1 kind=$2 src=$3 dst=$4 port=$5 demux=$6 from=$3 verdict path chain
-    if [[ $mode == standard && ($kind == pod || $kind == probe) ]]; then
+    local src_regular=${IS_REGULAR[$src]:-} dst_regular=${IS_REGULAR[$dst]:-}
+    if [[ $kind == probe && -n $dst_regular ]] || [[ $mode == standard && ($kind == pod || $kind == probe) ]]; then
         echo "from $src|on the node: no security group applies"; return
     fi
-    if [[ $mode == standard && $kind == internet ]]; then
+    if [[ $kind == internet && ($mode == standard || -n $src_regular) ]]; then
         from=$NODE_IP src=$NODE_IP path="SNAT to the node's IP, out the primary ENI"
     elif [[ $kind == probe ]]; then
         path="primary ENI -> VPC -> branch ENI"
+    elif [[ -n $src_regular ]]; then
+        path="out the primary ENI"
+    elif [[ -n $dst_regular ]]; then
+        path="branch ENI -> VPC -> primary ENI"
     else
         path="out the branch ENI"
     fi
@@ -97,6 +114,17 @@ rows_for_mode() {
     for p in "${PODS[@]}"; do ROWS+=("internet|$p -> internet:80|pod-$p|$INTERNET_IP|80|${POD_IP[$p]}|1"); done
     for p in "${PODS[@]}"; do ROWS+=("probe|node -> $p:8080, early demux on|node|${POD_IP[$p]}|8080|$NODE_IP|1"); done
     for p in "${PODS[@]}"; do ROWS+=("probe|node -> $p:8080, early demux off|node|${POD_IP[$p]}|8080|$NODE_IP|0"); done
+    # Each regular pod (label marked "(regular)"): to the database, to and from the first branch
+    # pod, to the internet, and probed.
+    local r b=${PODS[0]}
+    for r in "${REGULARS[@]}"; do
+        ROWS+=("db|$r (regular) -> database:5432|pod-$r|$DB_IP|5432|${POD_IP[$r]}|1")
+        ROWS+=("pod|$r (regular) -> $b:8080|pod-$r|${POD_IP[$b]}|8080|${POD_IP[$r]}|1")
+        ROWS+=("pod|$b -> $r (regular):8080|pod-$b|${POD_IP[$r]}|8080|${POD_IP[$b]}|1")
+        ROWS+=("internet|$r (regular) -> internet:80|pod-$r|$INTERNET_IP|80|${POD_IP[$r]}|1")
+        ROWS+=("probe|node -> $r (regular):8080, demux on|node|${POD_IP[$r]}|8080|$NODE_IP|1")
+        ROWS+=("probe|node -> $r (regular):8080, demux off|node|${POD_IP[$r]}|8080|$NODE_IP|0")
+    done
 }
 
 # run_rows MODE DEMUX: observes, all at once, every row with that early-demux setting.
@@ -162,17 +190,29 @@ node_state() {
 }
 
 say "1. The simulated VPC: security groups, and the interfaces that carry them ($VPC_FILE)"
-vpc_up "${PODS[@]/#/pod-}" pod-web
+vpc_up "${PODS[@]/#/pod-}" "${REGULARS[@]/#/pod-}"
+# The node's cloud: EC2 already gave the primary ENI (the node's $NODE_IP) the regular pods'
+# addresses, so the VPC file can name them; the VPC delivers them to the node's eth0.
+secondary=()
+for r in "${REGULARS[@]}"; do secondary+=(--secondary-ip "${POD_IP[$r]}"); done
+cloud_up --primary-ip "$NODE_IP" "${secondary[@]}" || exit 1
+vpc_regulars
 vpcpy describe | sed 's/^/  /'
 echo "  Enforced by nftables in the vpc namespace, where every interface ends (table ip vpc-sg):"
 vpc nft list chain ip vpc-sg ingress_eni_database | sed 's/^/    /'
 echo "  The database (RDS stand-in) listens on $DB_IP:5432, the internet host on $INTERNET_IP:80,"
 echo "  every pod on :8080; each answers a connection with the source address it saw."
+echo "  The node's cloud (moto as EC2, the instance metadata server): primary ENI $NODE_IP with"
+echo "  $(jq -r '.enis[0].ipv4Addresses | join(", ")' <<<"$(cloud_cmd '{"cmd":"state"}')") as secondary addresses, trunk ENI $TRUNK_MAC."
 whoami database 5432 && whoami internet 80 || exit 1
-for p in "${PODS[@]}"; do whoami "pod-$p" 8080 || exit 1; done
+for p in "${PODS[@]}" "${REGULARS[@]}"; do whoami "pod-$p" 8080 || exit 1; done
 
+# ipamd discovers the node from the cloud (no TRUNK_INTERFACE or VPC_CIDRS override); its pool
+# keeps one address (MINIMUM_IP_TARGET=1: the one EC2 already gave, so no AssignPrivateIpAddresses),
+# and a released address rests 1 s instead of 30 so the next mode's pod gets it back at once.
 start_mode_ipamd() { # MODE DISABLE_TCP_EARLY_DEMUX
-    start_ipamd POD_SECURITY_GROUP_ENFORCING_MODE="$1" DISABLE_TCP_EARLY_DEMUX="$2" \
+    start_ipamd "${CLOUD_ENV[@]}" TRUNK_INTERFACE= VPC_CIDRS= MINIMUM_IP_TARGET=1 IP_COOLDOWN_PERIOD=1 \
+        POD_SECURITY_GROUP_ENFORCING_MODE="$1" DISABLE_TCP_EARLY_DEMUX="$2" \
         AWS_VPC_K8S_PLUGIN_LOG_FILE="$WORK/plugin.log" || exit 1
 }
 
@@ -195,10 +235,16 @@ mode_run() { # MODE step
             check "ADD shop/$p: $(jq -r .msg <<<"${ADDED[$p]}")" false
         fi
     done
-    local reply code
-    reply=$(kubelet ADD web)
-    code=$(jq -r .code <<<"$reply" 2>/dev/null)
-    check "a regular (non-branch) pod shop/web is refused with code 103 (this build has no IP pool; regular pods need the pool-based VPC CNI): got $code" test "$code" == 103
+    local ip
+    for p in "${REGULARS[@]}"; do
+        if ADDED[$p]=$(kubelet ADD "$p"); then
+            ip=$(jq -r '.ips[0].address' <<<"${ADDED[$p]}")
+            check "ADD shop/$p (regular): eth0 $ip, a secondary address of the primary ENI from ipamd's pool, host veth $(jq -r '.interfaces[0].name' <<<"${ADDED[$p]}")" \
+                test "$ip" == "${POD_IP[$p]}/32"
+        else
+            check "ADD shop/$p (regular): $(jq -r .msg <<<"${ADDED[$p]}")" false
+        fi
+    done
     show node ip rule show
 
     rows_for_mode
@@ -212,11 +258,11 @@ mode_run() { # MODE step
     print_matrix "$mode"
 
     say "   kubelet deletes the pods; nothing of theirs may remain on the node"
-    for p in "${PODS[@]}"; do check "DEL shop/$p" kubelet DEL "$p" "${ADDED[$p]}"; done
+    for p in "${PODS[@]}" "${REGULARS[@]}"; do check "DEL shop/$p" kubelet DEL "$p" "${ADDED[$p]}"; done
     local after leftover=""
     after=$(node_state)
     local veth
-    for p in "${PODS[@]}"; do
+    for p in "${PODS[@]}" "${REGULARS[@]}"; do
         veth=$(host_veth "$mode" "$p" shop)   # its hash, so a veth of either prefix is found
         leftover+=$(grep -E "${POD_IP[$p]//./\\.}|${veth: -11}|vlan\.eth\.[0-9]" <<<"$after")
     done

@@ -22,6 +22,7 @@ internet() { ip netns exec internet "$@"; }
 fabric_down() {
     stop_ipamd
     ((${#WHOAMI_PIDS[@]})) && kill "${WHOAMI_PIDS[@]}" 2>/dev/null
+    declare -F cloud_down >/dev/null && cloud_down
     for ns in "${FABRIC_NS[@]}"; do ip netns del "$ns" 2>/dev/null; done
     return 0
 }

@@ -28,3 +28,16 @@ vpc_up() {
     vpcpy pods | write_pods_file
     vpcpy nft | vpc nft -f -
 }
+
+# vpc_regulars: the VPC delivers each regular pod's address (a secondary address of the node's
+# primary ENI) to the node's eth0, as EC2 does, without ARP: it knows which ENI holds an address.
+# Call it once eth0 has its final MAC (cloud_up sets the primary ENI's).
+vpc_regulars() {
+    local link ip pod mac
+    mac=$(node cat /sys/class/net/eth0/address)
+    while read -r link ip pod; do
+        [[ $link == primary ]] || { echo "vpc_regulars: $pod: only the primary ENI (link primary) holds regular pods here, not $link" >&2; return 1; }
+        vpc ip route replace "$ip/32" dev primary
+        vpc ip neigh replace "$ip" lladdr "$mac" dev primary nud permanent
+    done < <(vpcpy regulars)
+}

@@ -33,9 +33,9 @@ def check(cond, what):
 
 
 class Sim:
-    def __init__(self):
+    def __init__(self, *options):
         started = time.monotonic()
-        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "cloud-sim.py")],
+        self.proc = subprocess.Popen([sys.executable, os.path.join(HERE, "cloud-sim.py"), *options],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.ready = json.loads(self.proc.stdout.readline())
         self.start_seconds = time.monotonic() - started
@@ -360,6 +360,24 @@ def test_pool_calls(sim, trunk):
     check(sim(cmd="state")["enis"][-1]["eniId"] == trunk["eniId"], "the instance has its ENIs as before")
 
 
+def test_fixed_addresses():
+    """--primary-ip and --secondary-ip: the node's address, and addresses its primary ENI already
+    holds, chosen by the caller (the demo names its regular pod's address in its VPC file)."""
+    sim = Sim("--primary-ip", "10.0.0.10", "--secondary-ip", "10.0.0.20", "--secondary-ip", "10.0.0.21")
+    try:
+        check(sim.ready["primaryEni"]["ip"] == "10.0.0.10", "--primary-ip is the primary ENI's address")
+        ec2 = ec2_client(sim)
+        eni = ec2.describe_network_interfaces(NetworkInterfaceIds=[sim.ready["primaryEni"]["eniId"]])["NetworkInterfaces"][0]
+        held = sorted(a["PrivateIpAddress"] for a in eni["PrivateIpAddresses"] if not a["Primary"])
+        check(held == ["10.0.0.20", "10.0.0.21"], f"--secondary-ip addresses are the primary ENI's in EC2: {held}")
+        imds = Imds(sim.ready["imds"])
+        token = imds.token()[1]
+        ips = imds.get(f"network/interfaces/macs/{sim.ready['primaryEni']['mac']}/local-ipv4s", token)[1]
+        check(ips.split() == ["10.0.0.10", "10.0.0.20", "10.0.0.21"], f"and in instance metadata: {ips!r}")
+    finally:
+        sim.close()
+
+
 def main():
     sim = Sim()
     try:
@@ -374,6 +392,7 @@ def main():
         test_sts(sim)
         test_protocol_errors(sim)
         test_pool_calls(sim, trunk)
+        test_fixed_addresses()
     except Exception:
         print(f"FAILED after {len(CHECKS)} checks; last: {CHECKS[-1] if CHECKS else '-'}", file=sys.stderr)
         sim.proc.kill()

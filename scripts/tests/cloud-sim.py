@@ -37,7 +37,7 @@ Beyond the contract (all optional, nothing in the contract changes):
   * commands: ec2_fault "action" (only that Action consumes the fault), "message", "delay";
     imds_fault "path" (only requests whose path starts with it); create_eni "subnetId";
     add_vpc_cidr "vpcId" and its answer's "associationId"/"vpcCidrs"; -v/--verbose logs requests;
-    --instance-type (m5.large by default); state lists each ENI's secondary "ipv4Addresses".
+    --instance-type (m5.large by default), --primary-ip, --secondary-ip; state lists each ENI's secondary "ipv4Addresses".
   * IMDS also serves ami-id, instance-type, hostname, local-hostname, iam/info, per-MAC
     owner-id and security-group-ids, and /latest/dynamic/instance-identity/document.
   * Credentials are fixed strings (NODE_CREDS for the IMDS role, POD_CREDS for Pod Identity) so a
@@ -198,7 +198,7 @@ MODEL_LOCK = threading.RLock()
 
 
 class Model:
-    def __init__(self, region, instance_type=INSTANCE_TYPE):
+    def __init__(self, region, instance_type=INSTANCE_TYPE, primary_ip=None, secondary_ips=()):
         self.region = region
         self.az = region + "a"
         self.ec2 = get_backend("ec2")[DEFAULT_ACCOUNT_ID][region]
@@ -207,9 +207,13 @@ class Model:
         subnet = self.ec2.create_subnet(vpc.id, "10.0.0.0/19", availability_zone=self.az)
         reservation = self.ec2.run_instances(
             IMAGE_ID, 1, None, [], instance_type=instance_type, is_instance_type_default=False,
-            region_name=region, subnet_id=subnet.id, nics=[])
+            region_name=region, subnet_id=subnet.id, nics=[], private_ip=primary_ip)
         self.vpc_id, self.subnet_id = vpc.id, subnet.id
         self.instance_id = reservation.instances[0].id
+        if secondary_ips:
+            # Addresses EC2 gave the primary ENI before the node agent started (as after a
+            # restart of aws-node): a demo can name a regular pod's address in advance.
+            self.ec2.assign_private_ip_addresses(self.attached()[0][1].id, list(secondary_ips))
 
     # --- reads --------------------------------------------------------------------------------
 
@@ -756,13 +760,13 @@ class ImdsServer(ThreadingHTTPServer):
 
 
 class Sim:
-    def __init__(self, host, region, instance_type=INSTANCE_TYPE):
+    def __init__(self, host, region, instance_type=INSTANCE_TYPE, primary_ip=None, secondary_ips=()):
         self.counters, self.tokens = Counters(), Tokens()
         self.ec2_faults, self.imds_faults = Faults(), Faults()
         self.container_token = DEFAULT_CONTAINER_TOKEN
         patch_create_network_interface()
         patch_pool_calls()
-        self.model = Model(region, instance_type)
+        self.model = Model(region, instance_type, primary_ip, secondary_ips)
         self.dispatcher = Dispatcher(region)
         self.front = Ec2Front(self.dispatcher, self.counters, self.ec2_faults)
         self.ec2_server = make_server(host, 0, self.front, threaded=True)
@@ -895,13 +899,18 @@ def main():
     parser.add_argument("--region", default="us-west-2")
     parser.add_argument("--instance-type", default=INSTANCE_TYPE,
                         help="the node's EC2 instance type (its ENI and address limits are moto's)")
+    parser.add_argument("--primary-ip", type=ipaddress.IPv4Address,
+                        help="the primary ENI's address (default: moto picks one in 10.0.0.0/19)")
+    parser.add_argument("--secondary-ip", type=ipaddress.IPv4Address, action="append", default=[],
+                        help="a secondary address the primary ENI already holds at start (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every request on stderr")
     args = parser.parse_args()
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.verbose else logging.INFO,
                         format="cloud-sim: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     started = time.monotonic()
-    sim = Sim(args.host, args.region, args.instance_type)
+    sim = Sim(args.host, args.region, args.instance_type,
+              str(args.primary_ip) if args.primary_ip else None, [str(a) for a in args.secondary_ip])
     sim.start()
     with MODEL_LOCK:
         ready = sim.model.ready_fields(sim.urls)

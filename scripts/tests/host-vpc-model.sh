@@ -30,6 +30,8 @@ refused "unknown group on an interface" '.interfaces["eni-database"].groups = ["
 refused "branch VLAN out of range" '.interfaces["eni-0a7c000000000007"].branch.vlanId = 4095' 'interfaces.eni-0a7c000000000007.branch.vlanId'
 refused "branch address outside its subnet" '.interfaces["eni-0a7c000000000007"].ip = "10.0.64.7"' 'does not contain'
 refused "bad secondary address" '.interfaces["eni-node-primary"].secondaryIps = ["10.0.0.300"]' 'interfaces.eni-node-primary.secondaryIps[0]'
+refused "a regular pod's bad address" '.interfaces["eni-node-primary"].regularPods["shop/web"] = "10.0.0"' 'interfaces.eni-node-primary.regularPods.shop/web'
+refused "a regular pod without a namespace" '.interfaces["eni-node-primary"].regularPods = {"web": "10.0.0.20"}' "'web' is not namespace/name"
 refused "bad CIDR" '.securityGroups["sg-node"].ingress[0].cidr = "10.0.0.0/33"' 'cidr'
 
 echo "== verdicts"
@@ -51,6 +53,9 @@ jq '.interfaces["eni-node-primary"].secondaryIps = ["10.0.0.21"]' "$FILE" > "$RE
 assert_eq "a secondary address carries its interface's groups (sg-node reaches a probe port)" allowed "$(vpcpy check "$REGULAR" 10.0.0.21 10.0.40.9 tcp 8080)"
 assert_eq "a secondary address is held to its interface's ingress" \
     "blocked ingress_eni_node_primary: sg-node ingress has no rule for tcp/22 from 198.51.100.10" "$(vpcpy check "$REGULAR" 198.51.100.10 10.0.0.21 tcp 22)"
+assert_eq "a regular pod's address carries its interface's groups (sg-database refuses sg-node)" \
+    "blocked ingress_eni_database: sg-database ingress has no rule for tcp/5432 from 10.0.0.20" "$(verdict 10.0.0.20 10.0.64.10 tcp 5432)"
+assert_eq "the regular pods, with the link of the ENI that holds each" "primary 10.0.0.20 shop/web" "$(vpcpy regulars "$FILE")"
 assert_eq "a port range includes its ends" allowed "$(vpcpy check "$(mutate '.securityGroups["sg-database"].ingress[0].ports = "5000-5432"')" 10.0.40.7 10.0.64.10 tcp 5432)"
 
 echo "== the rendered table in a namespace"
@@ -63,7 +68,7 @@ assert_eq "a reload replaces the table (same rule count)" "$first" "$(rules)"
 assert_eq "group sets hold the members' addresses" '["10.0.40.7","10.0.40.8"]' \
     "$(ip netns exec "$NS" nft -j list set ip vpc-sg sg_db_client | jq -c '[.nftables[] | select(.set) | .set.elem[]]')"
 vpcpy nft "$REGULAR" | ip netns exec "$NS" nft -f -
-assert_eq "a group's set holds its interfaces' secondary addresses" '["10.0.0.10","10.0.0.21"]' \
+assert_eq "a group's set holds its interfaces' secondary addresses and regular pods' addresses" '["10.0.0.10","10.0.0.20","10.0.0.21"]' \
     "$(ip netns exec "$NS" nft -j list set ip vpc-sg sg_node | jq -c '[.nftables[] | select(.set) | .set.elem[]]')"
 vpcpy nft "$FILE" | ip netns exec "$NS" nft -f -
 assert_eq "every interface has an egress and an ingress chain ending in a counted drop" 10 \

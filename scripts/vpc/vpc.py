@@ -5,6 +5,8 @@
   vpc.py pods FILE                        the pod-ENI file for ipamd's static source (what the VPC
                                           resource controller would annotate on each branch pod)
   vpc.py branches FILE                    one line per branch interface: vlanId mac ip pod
+  vpc.py regulars FILE                    one line per regular pod: link ip pod (its address is a
+                                          secondary address of the interface with that link)
   vpc.py check FILE SRC DST PROTO PORT    "allowed", or "blocked CHAIN: why" (CHAIN: the nft chain
                                           that drops it), for a new connection from SRC to DST
                                           entering the VPC through SRC's interface
@@ -15,7 +17,8 @@ must pass the egress rules of the interface it leaves and the ingress rules of t
 reaches; a rule's peer is a CIDR or a group (every address of an interface carrying that group).
 Addresses outside every interface (the "internet") have no groups of their own. An interface's
 "secondaryIps" (the addresses regular pods get from a node's ENI) carry that interface's groups,
-as in EC2.
+as in EC2; "regularPods" ({"namespace/name": address}) names the pods that hold some of them (those
+addresses count as secondary addresses too).
 """
 import ipaddress
 import json
@@ -66,6 +69,12 @@ def load(path):
                 ipaddress.IPv4Address(ip)
             except ValueError as e:
                 raise ConfigError(f"interfaces.{name}.secondaryIps[{i}]: {e}")
+        for pod, ip in eni.get("regularPods", {}).items():
+            check_pod_name(f"interfaces.{name}.regularPods", pod)
+            try:
+                ipaddress.IPv4Address(ip)
+            except ValueError as e:
+                raise ConfigError(f"interfaces.{name}.regularPods.{pod}: {e}")
         if not re.fullmatch(r"[A-Za-z0-9_.-]{1,15}", eni.get("link", "")):
             raise ConfigError(f"interfaces.{name}.link: an interface name in the vpc namespace is required")
         if "branch" in eni:
@@ -73,9 +82,13 @@ def load(path):
     return doc
 
 
+def check_pod_name(where, pod):
+    if not re.fullmatch(r"[a-z0-9-]+/[a-z0-9.-]+", str(pod)):
+        raise ConfigError(f"{where}: {pod!r} is not namespace/name")
+
+
 def check_branch(where, b, ip):
-    if not re.fullmatch(r"[a-z0-9-]+/[a-z0-9.-]+", str(b.get("pod", ""))):
-        raise ConfigError(f"{where}.pod: namespace/name is required")
+    check_pod_name(f"{where}.pod", b.get("pod", ""))
     if not isinstance(b.get("vlanId"), int) or not 1 <= b["vlanId"] <= 4094:
         raise ConfigError(f"{where}.vlanId: {b.get('vlanId')!r} is not within 1-4094")
     if not re.fullmatch(r"([0-9a-f]{2}:){5}[0-9a-f]{2}", str(b.get("mac", ""))):
@@ -109,7 +122,7 @@ def ident(name):
 
 
 def addresses(eni):
-    return [eni["ip"]] + eni.get("secondaryIps", [])
+    return [eni["ip"]] + eni.get("secondaryIps", []) + list(eni.get("regularPods", {}).values())
 
 
 def members(doc, group):
@@ -217,6 +230,8 @@ def describe(doc):
         pod = eni.get("branch", {}).get("pod", "")
         vlan = f" (VLAN {eni['branch']['vlanId']})" if "branch" in eni else ""
         lines.append(f"{name:22} {eni['link']:9} {eni['ip']:11} {','.join(eni.get('groups', [])):14} {pod}{vlan}")
+        for pod, ip in eni.get("regularPods", {}).items():
+            lines.append(f"{'':22} {'':9} {ip:11} {'(the same)':14} {pod} (regular pod: a secondary address)")
     return "\n".join(lines) + "\n"
 
 
@@ -245,6 +260,10 @@ def main(argv):
             if "branch" in eni:
                 b = eni["branch"]
                 print(b["vlanId"], b["mac"], eni["ip"], b["pod"])
+    elif cmd == "regulars":
+        for eni in doc["interfaces"].values():
+            for pod, ip in eni.get("regularPods", {}).items():
+                print(eni["link"], ip, pod)
     elif cmd == "check" and len(argv) == 7:
         print(check(doc, argv[3], argv[4], argv[5], int(argv[6])))
     elif cmd == "describe":
