@@ -4,7 +4,7 @@ SWIFT ?= swift
 # The toolchain's usual place on our machines, in case the shell's PATH lacks it.
 export PATH := /opt/swift/usr/bin:$(PATH)
 
-.PHONY: all build release test demo bench fuzz soak bench-cloud-start deps clean
+.PHONY: all build release image test demo bench fuzz soak bench-cloud-start deps clean
 
 all: build
 
@@ -19,9 +19,17 @@ build: deps
 # .build/release/ipamd. A plain `swift build -c release` builds working binaries too; this adds
 # stripping and the static Swift runtime for ipamd. glibc's warnings about NSS functions in static
 # links are filtered: aws-cni never calls them.
+# Only the two products: the test-only library targets import Testing, which has no static build.
 release: deps
-	$(SWIFT) build -c release --static-swift-stdlib -Xlinker --strip-all -Xlinker -no-pie 2>&1 \
-	    | grep -vE "statically linked applications requires at runtime|mktemp' is dangerous"; exit $${PIPESTATUS[0]}
+	set -o pipefail; for product in aws-cni ipamd; do \
+	    $(SWIFT) build -c release --product $$product --static-swift-stdlib -Xlinker --strip-all -Xlinker -no-pie 2>&1 \
+	        | { grep -vE "statically linked applications requires at runtime|mktemp' is dangerous" || true; } || exit 1; \
+	done
+
+# The node agent's OCI image (.build/image/aws-node.tar; IMAGE_TAG), built with umoci, no daemon:
+# the release binaries, the libraries ipamd loads, CA certificates. Prints its size. See deploy/.
+image: release
+	scripts/image/build.sh
 
 # All three test levels: unit + privileged (swift test), host binaries, VLAN datapath in a VM.
 test:

@@ -12,6 +12,7 @@ PACKAGES=(
     containerd runc containernetworking-plugins  # a real CNI client (ctr run --cni), portmap; Debian vlan/host-local for make bench
     gcc libnl-route-3-dev                        # the benchmark's libnl floor (scripts/bench/floor.c)
     prometheus                                   # a real scraper of ipamd's /metrics, and promtool (PrometheusTests)
+    umoci skopeo                                 # make image (an OCI layout without a daemon), its inspection
 )
 
 missing=()
@@ -30,3 +31,5 @@ command -v swift >/dev/null || { echo "swift not found on PATH (expected Swift 6
 # The cloud test harness (scripts/tests/cloud-sim.py): moto as the EC2/STS API, botocore's
 # SigV4Auth as the reference signer. Preinstalled on the build machines; pinned when missing.
 python3 -c 'import moto, boto3, botocore' 2>/dev/null || python3 -m pip install -q 'moto[server]==5.2.1' 'boto3==1.43.11'
+# deploy/'s manifests against the Kubernetes schemas, offline.
+command -v kubernetes-validate >/dev/null || python3 -m pip install -q kubernetes-validate

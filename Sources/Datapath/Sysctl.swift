@@ -23,7 +23,7 @@ public protocol SysctlWriter {
 }
 
 /// Writes /proc/sys of the calling thread's network namespace.
-public struct ProcSysctl: SysctlWriter {
+public struct ProcSysctl: SysctlWriter, Sendable {
     public var root: String
 
     public init(root: String = "/proc/sys") { self.root = root }

@@ -11,10 +11,12 @@ import Synchronization
 /// failure) and its MTU set.
 public final class NetlinkENIHost: ENIHost {
     private let client: Mutex<LibNLClient>
+    private let sysctl: ProcSysctl
     private let logger: Logger
 
-    public init(logger: Logger) throws(NetlinkError) {
+    public init(sysctl: ProcSysctl = ProcSysctl(), logger: Logger) throws(NetlinkError) {
         client = Mutex(try LibNLClient())
+        self.sysctl = sysctl
         self.logger = logger
     }
 
@@ -50,14 +52,14 @@ public final class NetlinkENIHost: ENIHost {
         try client.withLock { (c) throws in
             guard let l = try c.link(named: eni.link) else { throw ENIHostError.linkGone(eni.link) }
             if l.mtu != mtu { try c.setMTU(index: l.index, mtu: mtu) }
-            try PlanApplier(context: DatapathContext(host: c, pod: nil, podNamespaceFD: -1, sysctl: ProcSysctl()), logger: logger).setup(steps)
+            try PlanApplier(context: DatapathContext(host: c, pod: nil, podNamespaceFD: -1, sysctl: sysctl), logger: logger).setup(steps)
         }
         logger.info("ENI link set up", metadata: ["link": "\(eni.link)", "device_number": "\(eni.deviceNumber)", "mtu": "\(mtu)"])
     }
 
     public func unconfigure(_ eni: SecondaryENI) throws {
         let failures = client.withLock { c in
-            PlanApplier(context: DatapathContext(host: c, pod: nil, podNamespaceFD: -1, sysctl: ProcSysctl()), logger: logger)
+            PlanApplier(context: DatapathContext(host: c, pod: nil, podNamespaceFD: -1, sysctl: sysctl), logger: logger)
                 .teardown(ENITablePlanner.teardown(eni))
         }
         if let first = failures.first { throw first }

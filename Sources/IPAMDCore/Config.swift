@@ -140,6 +140,10 @@ public struct IPAMDConfig: Sendable, Hashable {
     public var pluginSource: String?
     public var cniBinDir: String = "/opt/cni/bin"
     public var cniConfDir: String = "/etc/cni/net.d"
+    /// SYSCTL_ROOT: where the kernel's parameters are written ("<root>/net/..."). The DaemonSet
+    /// mounts the host's /proc/sys/net at /host/proc/sys/net: a container's own /proc/sys is
+    /// read-only unless it is privileged, and with host networking the files are the node's.
+    public var sysctlRoot: String = "/proc/sys"
     /// AWS_VPC_ENI_MTU: a trunk attached while ipamd runs is brought up with it.
     public var eniMTU: UInt32 = 9001
     public var conflist: ConflistSettings
@@ -182,6 +186,7 @@ public struct IPAMDConfig: Sendable, Hashable {
         if let s = r.absolutePath("IPAMD_SOCKET") { c.rpcSocket = s }
         if let s = r.absolutePath("IPAMD_DEBUG_SOCKET") { c.debugSocket = s }
         if let s = r.absolutePath("AWS_VPC_K8S_CNI_BACKING_STORE") { c.checkpointPath = s }
+        if let s = r.absolutePath("SYSCTL_ROOT") { c.sysctlRoot = s }
         c.logLevel = r.read("AWS_VPC_K8S_CNI_LOGLEVEL", default: .debug, accepted: "DEBUG, INFO, WARN, ERROR") { LogLevel(rawValue: $0.uppercased()) }
         c.logFile = r.read("AWS_VPC_K8S_CNI_LOG_FILE", default: c.logFile, accepted: "an absolute path, stderr, stdout") { f in
             f == "stderr" || f == "stdout" || f.hasPrefix("/") ? f : nil

@@ -1,4 +1,5 @@
 import AWSCloud
+import Datapath
 import Foundation
 import IPAMDCloud
 import IPAMDCore
@@ -16,7 +17,7 @@ func startPool(_ node: IPAMDConfig, discovered: DiscoveredNode, cloud: CloudConn
     guard let cloud, let md = discovered.metadata, let primary = md.primary else { return nil }
     let ec2 = cloud.ec2(region: node.cloud.region ?? md.region)
     let host: NetlinkENIHost
-    do { host = try NetlinkENIHost(logger: logger) } catch {
+    do { host = try NetlinkENIHost(sysctl: ProcSysctl(root: node.sysctlRoot), logger: logger) } catch {
         logger.critical("cannot open netlink for the address pool", metadata: ["error": "\(error)"])
         exit(1)
     }

@@ -114,7 +114,7 @@ func serve() async -> Never {
     let setup: NodeSetup
     let reconciler: NodeReconciler
     do {
-        setup = NodeSetup(netlink: try LibNLClient(), nft: try LibNFTables(), sysctl: ProcSysctl(), logger: logger)
+        setup = NodeSetup(netlink: try LibNLClient(), nft: try LibNFTables(), sysctl: ProcSysctl(root: config.sysctlRoot), logger: logger)
         let report = try setup.apply(node.node)
         reconciler = NodeReconciler(setup: setup, settings: node.node, report: report,
                                     interval: node.nodeReconcileInterval ?? .seconds(3600), logger: logger)

@@ -274,6 +274,7 @@ func snat(_ change: (inout SNATSettings) -> Void = { _ in }) -> SNATSettings {
             "NODE_PRIMARY_INTERFACE": "ens5", "NODE_PRIMARY_IP": "10.0.0.99", "AWS_VPC_ENI_MTU": "1500",
             "AWS_VPC_K8S_PLUGIN_LOG_FILE": "stderr", "AWS_VPC_K8S_PLUGIN_LOG_LEVEL": "Info", "CNI_BIN_DIR": "/b", "CNI_CONF_DIR": "/c",
             "CNI_PLUGIN_SOURCE": "/s/aws-cni", "IPAMD_SOCKET": "/run/x.sock", "AWS_VPC_K8S_CNI_LOG_FILE": "stdout",
+            "SYSCTL_ROOT": "/host/proc/sys",
         ]) { _, b in b })
         #expect(c.node == NodeSettings(enablePodENI: true, enforcingMode: .standard, vpcCIDRs: [IPPrefix("10.0.0.0/16")!],
                                        excludedSNATCIDRs: [IPPrefix("192.168.0.0/16")!, IPPrefix("172.16.1.0/24")!], portRandomization: .hashrandom,
@@ -283,6 +284,8 @@ func snat(_ change: (inout SNATSettings) -> Void = { _ in }) -> SNATSettings {
         #expect(c.conflist == ConflistSettings(vethPrefix: "pod", mtu: 1500, enforcingMode: .standard, pluginLogFile: "stderr",
                                                pluginLogLevel: "Info", ipamdSocket: "/run/x.sock"))
         #expect(c.cniBinDir == "/b" && c.cniConfDir == "/c" && c.pluginSource == "/s/aws-cni" && c.logFile == "stdout")
+        #expect(c.sysctlRoot == "/host/proc/sys")
+        #expect(try IPAMDConfig.fromEnvironment(base).sysctlRoot == "/proc/sys")
         #expect(try IPAMDConfig.fromEnvironment(base.merging(["AWS_VPC_K8S_CNI_CONNMARK": "128", "POD_MTU": "576"]) { _, b in b }).node.connmark == 128)
     }
 
@@ -293,7 +296,7 @@ func snat(_ change: (inout SNATSettings) -> Void = { _ in }) -> SNATSettings {
         ("AWS_VPC_K8S_CNI_VETHPREFIX", "e-1"), ("NODE_PRIMARY_INTERFACE", "a-name-that-is-too-long"), ("NODE_PRIMARY_IP", "fd00::1"),
         ("AWS_VPC_ENI_MTU", "9002"), ("POD_MTU", "575"), ("AWS_VPC_K8S_PLUGIN_LOG_FILE", "stdout"), ("AWS_VPC_K8S_PLUGIN_LOG_FILE", "rel/p.log"),
         ("AWS_VPC_K8S_PLUGIN_LOG_LEVEL", "trace"), ("CNI_BIN_DIR", "bin"), ("CNI_CONF_DIR", "etc"), ("CNI_PLUGIN_SOURCE", "aws-cni"),
-        ("AWS_VPC_K8S_CNI_LOG_FILE", "ipamd.log"), ("ENABLE_IPv6", "true"), ("ENABLE_IPv4", "false"),
+        ("AWS_VPC_K8S_CNI_LOG_FILE", "ipamd.log"), ("SYSCTL_ROOT", "proc/sys"), ("ENABLE_IPv6", "true"), ("ENABLE_IPv4", "false"),
         ("NODE_RECONCILE_INTERVAL", "-1"), ("NODE_RECONCILE_INTERVAL", "1.5"), ("NODE_RECONCILE_INTERVAL", "3601"),
     ])
     func rejectsNamingVariable(_ key: String, _ value: String) {

@@ -26,6 +26,12 @@ Serves, with bearer-token auth:
   GET/PATCH /api/v1/nodes/NAME and /apis/vpcresources.k8s.aws/v1alpha1/cninodes/NAME
         (application/merge-patch+json; metadata.resourceVersion in the patch must match: else 409)
 
+Authorization: with the op rbac (a ClusterRole's rules, e.g. deploy/aws-node.yaml's) every request
+is checked as kube-apiserver's RBAC authorizer does for a cluster-scoped binding: its verb (get,
+list, watch, create, update, patch, delete; a collection GET is list, with watch=true watch), API
+group and resource from the path, allowed when some rule names all three (or "*"). Else 403
+Forbidden with the API's Status, and the request is recorded in stats "forbidden".
+
 Started by a test: generates a CA and a server certificate for 127.0.0.1 with the openssl CLI in
 --dir, listens on an ephemeral loopback port and prints {"port": P, "dir": D} on stdout. Then it
 reads one JSON command per line on stdin and answers one JSON line on stdout (see `control`).
@@ -78,6 +84,8 @@ class State:
         self.cache_at = None      # the rv the watch cache (resourceVersion=0) is frozen at; None: current
         self.rv0_ignores_limit = False
         self.stall_lists = False  # lists send their head and half the body, then nothing until off
+        self.rbac = None          # a ClusterRole's rules; None: every authenticated request is allowed
+        self.forbidden = []       # [verb, group, resource] of each request RBAC refused
 
     def next_rv(self):
         self.rv += 1
@@ -94,6 +102,39 @@ S = State()
 def status(code, reason, message):
     return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
             "message": message, "reason": reason, "code": code}
+
+
+VERBS = {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}
+
+
+def request_attributes(method, path, q):
+    """(verb, API group, resource) of a resource request, as kube-apiserver's request info resolver
+    derives them: /api/v1/... is the core group, /apis/GROUP/VERSION/... a named one; a namespaced
+    path is namespaces/NS/RESOURCE[/NAME]; GET of a collection is list (watch with watch=true)."""
+    parts = [p for p in path.split("/") if p]
+    if parts[:1] == ["api"]:
+        group, rest = "", parts[2:]
+    elif parts[:1] == ["apis"] and len(parts) >= 3:
+        group, rest = parts[1], parts[3:]
+    else:
+        return None
+    if len(rest) >= 3 and rest[0] == "namespaces":
+        rest = rest[2:]
+    if not rest:
+        return None
+    resource, named = rest[0], len(rest) > 1
+    if method == "GET":
+        verb = "watch" if q.get("watch") in ("true", "1") else ("get" if named else "list")
+    else:
+        verb = VERBS.get(method, method.lower())
+    return verb, group, resource
+
+
+def rbac_allows(rules, verb, group, resource):
+    def has(values, want):
+        return "*" in values or want in values
+    return any(has(r.get("verbs", []), verb) and has(r.get("apiGroups", []), group) and has(r.get("resources", []), resource)
+               for r in rules)
 
 
 def merge_patch(target, patch):
@@ -132,7 +173,20 @@ class Handler(BaseHTTPRequestHandler):
             ok = h.startswith("Bearer ") and h[7:] in S.tokens
         if not ok:
             self.send_json(401, status(401, "Unauthorized", "Unauthorized"))
-        return ok
+            return False
+        u = urllib.parse.urlsplit(self.path)
+        attrs = request_attributes(self.command, u.path, {k: v[0] for k, v in urllib.parse.parse_qs(u.query).items()})
+        with S.cond:
+            refused = S.rbac is not None and (attrs is None or not rbac_allows(S.rbac, *attrs))
+            if refused:
+                S.forbidden.append(list(attrs or (self.command, "", u.path)))
+        if refused:
+            verb, group, resource = attrs or (self.command.lower(), "", u.path)
+            self.send_json(403, status(403, "Forbidden",
+                                       f'{resource} is forbidden: User "system:serviceaccount:kube-system:aws-node" cannot {verb} '
+                                       f'resource "{resource}" in API group "{group}" at the cluster scope'))
+            return False
+        return True
 
     def parse(self):
         u = urllib.parse.urlsplit(self.path)
@@ -416,9 +470,12 @@ def control(cmd):
             if op == "concurrent_write":  # {"path": p, "patch": {...}}: applied just before the next PATCH
                 S.concurrent[cmd["path"]] = cmd["patch"]
                 return {}
+            if op == "rbac":             # {"rules": [...]}: a ClusterRole's rules; null: allow all
+                S.rbac = cmd.get("rules")
+                return {}
             if op == "stats":
                 reqs = S.requests
-                return {"requests": len(reqs),
+                return {"requests": len(reqs), "forbidden": S.forbidden,
                         "lists": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") != "true"),
                         "watches": sum(1 for m, p, q in reqs if p == "/api/v1/pods" and q.get("watch") == "true"),
                         "patches": sum(1 for m, p, q in reqs if m == "PATCH"),
