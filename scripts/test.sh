@@ -30,6 +30,10 @@ count_shell() { # log file: adds its "N passed, N failed" line to the totals
 echo "== 1/4 builds: release (plain \`swift build -c release\`, as a user types it), debug with the tests"
 swift build -c release 2>&1 | grep -vE "requires at runtime|mktemp' is dangerous" | tail -1
 swift build --build-tests 2>&1 | tail -1
+# The node agent's image from that release build, and a rebuilt one (another tag) that the VM's
+# DaemonSet test upgrades to in place.
+scripts/image/build.sh .build/image/aws-node.tar | head -1
+IMAGE_TAG=upgrade scripts/image/build.sh .build/image/aws-node-upgrade.tar | head -1
 
 echo "== 2/4 swift test on the host (unit, sequences, privileged, Kubernetes, integration)"
 # The cloud suites run on their own afterwards: each starts moto (seconds of CPU on two cores),

@@ -31,8 +31,11 @@ ROOT=$BUNDLE/rootfs
 install -D -m 0755 "$BIN/ipamd" "$ROOT/app/ipamd"
 install -D -m 0755 "$BIN/aws-cni" "$ROOT/app/aws-cni"
 # Every library ipamd loads, at the path the loader finds it (aws-cni is static).
+# The loader must be executable (the kernel execs it for ipamd); the libraries need not.
 ldd "$BIN/ipamd" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }' | sort -u | while read -r lib; do
-    install -D -m 0644 "$(readlink -f "$lib")" "$ROOT$lib"
+    mode=0644
+    [[ $lib == */ld-linux* ]] && mode=0755
+    install -D -m "$mode" "$(readlink -f "$lib")" "$ROOT$lib"
 done
 if ldd "$BIN/aws-cni" 2>/dev/null | grep -q '=>'; then
     echo "image: $BIN/aws-cni is not static (build it with make release)" >&2; exit 1

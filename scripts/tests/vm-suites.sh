@@ -9,7 +9,7 @@ rc=0
 TESTS=../../.build/debug/aws-sg-podsPackageTests.xctest
 echo "== suite vm-swift"
 # Their own namespaces, so nothing collides with the shell suites that follow.
-NO_COLOR=1 "$TESTS" --testing-library swift-testing --filter "FaultInjectionTests|KernelSequenceTests|VLANDatapathTests|CloudVMTests|MixedPodsVMTests" 2>&1 \
+NO_COLOR=1 "$TESTS" --testing-library swift-testing --filter "FaultInjectionTests|KernelSequenceTests|VLANDatapathTests|CloudVMTests|MixedPodsVMTests|DaemonSetVMTests" 2>&1 \
     | sed 's/\x1b\[[0-9;]*m//g' | grep -vE '^(◇|↳ Testing Library|↳ Target Platform)|started\.$' | tee /tmp/vm-swift.log
 summary=$(grep -E 'Test run with [0-9]+ tests' /tmp/vm-swift.log | tail -1)
 cases=$(grep -cE '^✔ Test .* passed after' /tmp/vm-swift.log)
