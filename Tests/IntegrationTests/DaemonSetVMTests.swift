@@ -123,7 +123,7 @@ import Testing
         // An EKS AMI ships the standard plugins; the conflist chains portmap.
         try FileManager.default.copyItem(atPath: "/usr/lib/cni/portmap", toPath: "/opt/cni/bin/portmap")
 
-        let n = try CloudNode(mode: "standard", instanceType: "m5.large")
+        let n = try CloudNode(mode: "strict", instanceType: "m5.large")
         let mirror = ENIMirror(n)
         let ctrd = try Containerd(dir: n.sim.work + "/containerd")
         defer { ctrd.stop(); mirror.stop(); n.destroy() }
@@ -170,7 +170,7 @@ import Testing
 
         // 2. Pods through ctr: a branch pod and a regular pod (the pool's address).
         let busybox = n.sim.work + "/busybox.tar"
-        let built = try Spawn.run(["/usr/bin/python3", Binaries.root + "/scripts/containerd/build-image.py", busybox], env: ["PATH": "/usr/bin:/bin"])
+        let built = try Spawn.run(["/bin/bash", Binaries.root + "/scripts/containerd/build-image.sh", busybox], env: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
         try #require(built.exitCode == 0, "busybox image: \(built)")
         let podImage = try ctrd.importImage(busybox)
         let branch = try CtrPod(ctrd, image: podImage, id: "branch", node: node, work: n.sim.work)

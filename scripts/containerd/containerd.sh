@@ -53,7 +53,7 @@ ctrd_stop() {
     return 0
 }
 
-# ctrd_import TARBALL: imports an OCI layout tarball (scripts/containerd/build-image.py) and
+# ctrd_import TARBALL: imports an OCI layout tarball (scripts/containerd/build-image.sh) and
 # unpacks it into the native snapshotter.
 ctrd_import() {
     ctr images import --snapshotter native "$1"

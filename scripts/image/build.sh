@@ -11,6 +11,7 @@
 # (org.opencontainers.image.ref.name) and by its full name (io.containerd.image.name, for ctr import).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+source scripts/lib/oci.sh
 BIN=${BIN:-.build/release}
 OUT=${1:-.build/image/aws-node.tar}
 TAG=${IMAGE_TAG:-$(git describe --always --dirty 2>/dev/null || echo dev)}
@@ -22,11 +23,8 @@ for b in ipamd aws-cni; do [[ -x $BIN/$b ]] || { echo "image: $BIN/$b is missing
 
 WORK=$(mktemp -d /tmp/aws-node-image.XXXX)
 trap 'rm -rf "$WORK"' EXIT
-LAYOUT=$WORK/layout BUNDLE=$WORK/bundle
-umoci init --layout "$LAYOUT"
-umoci new --image "$LAYOUT:$TAG"
-umoci unpack --rootless --image "$LAYOUT:$TAG" "$BUNDLE"
-ROOT=$BUNDLE/rootfs
+oci_begin "$WORK" "$TAG"
+ROOT=$WORK/bundle/rootfs
 
 install -D -m 0755 "$BIN/ipamd" "$ROOT/app/ipamd"
 install -D -m 0755 "$BIN/aws-cni" "$ROOT/app/aws-cni"
@@ -46,8 +44,7 @@ printf 'root:x:0:\n' > "$ROOT/etc/group"
 mkdir -p "$ROOT/tmp" "$ROOT/var/run/aws-node" "$ROOT/host"
 chmod 1777 "$ROOT/tmp"
 
-umoci repack --image "$LAYOUT:$TAG" "$BUNDLE"
-umoci config --image "$LAYOUT:$TAG" \
+oci_finish "$WORK" "$TAG" "$NAME" "$OUT" \
     --config.entrypoint /app/ipamd --config.workingdir / --config.user 0:0 \
     --config.env PATH=/app \
     --config.label org.opencontainers.image.title=aws-node \
@@ -55,13 +52,6 @@ umoci config --image "$LAYOUT:$TAG" \
     --config.label "org.opencontainers.image.revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
     --config.label "org.opencontainers.image.version=$TAG" \
     --history.comment "make image"
-umoci gc --layout "$LAYOUT"
-# ctr import stores an image under io.containerd.image.name; other tools read the tag.
-jq --arg name "$NAME:$TAG" '.manifests[0].annotations["io.containerd.image.name"] = $name' "$LAYOUT/index.json" > "$WORK/index.json"
-mv "$WORK/index.json" "$LAYOUT/index.json"
-
-mkdir -p "$(dirname "$OUT")"
-tar -C "$LAYOUT" -cf "$OUT" .
 echo "image: $OUT ($NAME:$TAG): $(du -k "$OUT" | cut -f1) KiB archive (compressed layer), $(du -sk "$ROOT" | cut -f1) KiB unpacked"
 skopeo inspect "oci-archive:$OUT" | jq -c '{Digest, Architecture, Os, Layers: (.Layers | length), Labels}'
 skopeo inspect --config "oci-archive:$OUT" | jq -c '.config | {Entrypoint, User, Env}'
