@@ -97,11 +97,12 @@ public struct StartupReconciler {
 
     /// Still running with the same branch interface, as the source says; a pod the source cannot
     /// answer for yet (details pending) counts as running. A regular pod: still in the source
-    /// without branch details; a source that lists only branch pods (the file) cannot say, and
-    /// its host veth (checked before) is what tells.
+    /// without branch details; a source that lists only branch pods (the file) cannot say, nor
+    /// can any source for a pod the runtime gave no name (ctr): its host veth (checked before) is
+    /// what tells.
     func isLive(_ p: ServedPod) -> Bool {
         if !p.branch {
-            guard source.listsRegularPods else { return true }
+            guard source.listsRegularPods, !p.name.isEmpty else { return true }
             switch source.lookup(p.podRequest) {
             case .regular, .pending: return true
             case .branch, .invalid, .notFound, .uidMismatch, .shuttingDown: return false

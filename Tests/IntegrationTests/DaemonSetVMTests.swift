@@ -6,9 +6,13 @@ import Testing
 
 /// The node agent installed the way a cluster installs it (issue 15), in the VM: containerd runs
 /// `make image`'s image with exactly what deploy/aws-node.yaml's DaemonSet grants (the node's
-/// network, its hostPath mounts, its environment, its capabilities, a read-only root), against the
-/// cloud test servers. ipamd sets up the node and installs the plugin and conflist on the host
-/// paths; `ctr run --cni` starts a branch pod and a regular pod; the container is replaced by a
+/// network, its hostPath mounts, its environment, its capabilities, a read-only root) plus what
+/// kubelet gives every pod (the service account token and CA, KUBERNETES_SERVICE_HOST/PORT),
+/// against the test API server (enforcing the manifest's ClusterRole) and the cloud test servers.
+/// ipamd sets up the node, signals the CNINode and installs the plugin and conflist on the host
+/// paths; `ctr run --cni` starts a regular pod, and a branch pod is added as containerd's CRI
+/// plugin adds one for kubelet (the installed plugin with the pod's identity in CNI_ARGS: ctr
+/// sends none, so ipamd could not find the pod's annotation); the container is replaced by a
 /// rebuilt image while the pods are probed, then rolled back (not one probe may fail, and the
 /// node's datapath is not touched); the container is removed and the pods keep working; after the pods, the node
 /// uninstall script leaves nothing of ours. The host paths are the VM's own (/opt/cni/bin,
@@ -79,6 +83,50 @@ import Testing
         }
     }
 
+    /// A branch pod as containerd's CRI plugin sets one up for kubelet: the installed plugin with
+    /// the conflist's first plugin, the pod's identity in CNI_ARGS, in a netns of its own; it
+    /// serves HTTP on :8080 (busybox httpd).
+    final class KubeletPod {
+        let name: String
+        let netns: TestNamespace
+        let result: String
+        let ip: String
+        let server: RunningProcess
+
+        init(_ n: CloudNode, name: String, uid: String) throws {
+            self.name = name
+            netns = try n.sim.newPodNamespace()
+            let add = try Self.cni("ADD", name: name, uid: uid, netns: netns.path, node: n.sim.node.path)
+            result = add.out
+            let ips = add.json?["ips"] as? [[String: Any]]
+            ip = String((ips?.first?["address"] as? String ?? "").split(separator: "/").first ?? "")
+            guard add.exitCode == 0, !ip.isEmpty else { throw ContainerdError.command("kubelet ADD \(name): \(add)") }
+            let www = n.sim.work + "/www-\(name)"
+            try FileManager.default.createDirectory(atPath: www, withIntermediateDirectories: true)
+            try "ok\n".write(toFile: www + "/index.html", atomically: true, encoding: .utf8)
+            server = try RunningProcess(["/bin/busybox", "httpd", "-f", "-p", "8080", "-h", www], env: [:], netns: netns.path)
+        }
+
+        static func cni(_ command: String, name: String, uid: String, netns: String, node: String, prevResult: String? = nil) throws -> Completed {
+            let conflist = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "/etc/cni/net.d/10-aws.conflist"))) as? [String: Any] ?? [:]
+            var conf = (conflist["plugins"] as? [[String: Any]])?.first ?? [:]
+            conf["cniVersion"] = conflist["cniVersion"]
+            conf["name"] = conflist["name"]
+            if let prevResult { conf["prevResult"] = try JSONSerialization.jsonObject(with: Data(prevResult.utf8)) }
+            return try Spawn.run(["/opt/cni/bin/aws-cni"], env: [
+                "CNI_COMMAND": command, "CNI_CONTAINERID": "c-\(name)", "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin",
+                "CNI_ARGS": "K8S_POD_NAMESPACE=default;K8S_POD_NAME=\(name);K8S_POD_INFRA_CONTAINER_ID=c-\(name);K8S_POD_UID=\(uid)",
+            ], stdin: Array(try JSONSerialization.data(withJSONObject: conf)), netns: node)
+        }
+
+        /// Stops the server; DEL with the ADD's result, as the runtime would.
+        func delete(_ node: String) throws -> Completed {
+            server.signal(SIGKILL)
+            _ = server.waitForExit(timeout: 10)
+            return try Self.cni("DEL", name: name, uid: "", netns: netns.path, node: node, prevResult: result)
+        }
+    }
+
     /// HTTP GET from the node's namespace; the status code (0: no answer within 2 s).
     static func httpStatus(_ node: String, _ url: String) -> Int {
         let r = try? Spawn.run(["/usr/bin/curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "2", url], env: ["PATH": "/usr/bin:/bin"], netns: node)
@@ -126,21 +174,29 @@ import Testing
         let n = try CloudNode(mode: "strict", instanceType: "m5.large")
         let mirror = ENIMirror(n)
         let ctrd = try Containerd(dir: n.sim.work + "/containerd")
-        defer { ctrd.stop(); mirror.stop(); n.destroy() }
+        let api = try FakeAPIServer(netns: n.sim.node.name)
+        defer { ctrd.stop(); api.close(); mirror.stop(); n.destroy() }
         let node = n.sim.node.path
         let baselineRules = try n.sim.node.ip("rule", "show")
 
-        // The branch pod's details: ctr passes no pod identity, so the static source keyed by
-        // ctr's container id stands in for the pod watch (which DeployManifestTests runs
-        // against the ClusterRole).
-        try FileManager.default.createDirectory(atPath: "/var/run/aws-node", withIntermediateDirectories: true)
-        try #"{"pods": {"default-branch": [{"eniId": "eni-0000000000000009", "ifAddress": "0a:00:00:00:00:09", "privateIp": "10.0.40.9", "vlanId": 9, "subnetCidr": "10.0.32.0/19"}]}}"#
-            .write(toFile: "/var/run/aws-node/pods.json", atomically: true, encoding: .utf8)
+        // The cluster: node-1's Node, its CNINode, the branch pod "web" with its annotation; the
+        // API server allows only what the manifest's ClusterRole grants.
+        api.control(["op": "rbac", "rules": try #require(try DeployManifestTests.object("ClusterRole")["rules"] as? [[String: Any]])])
+        api.control(["op": "put_object", "path": KubernetesIpamdTests.nodePath, "object": ["kind": "Node", "metadata": ["name": "node-1"]]])
+        api.control(["op": "put_object", "path": KubernetesIpamdTests.cniNodePath, "object": ["kind": "CNINode", "metadata": ["name": "node-1"], "spec": [:] as [String: Any]]])
+        api.control(["op": "put_pod", "pod": pod("web", uid: "u-web", branch: true, annotation: podENI(vlan: 9, ip: "10.0.40.9"))])
         try n.sim.branch(vlan: 9, mac: "0a:00:00:00:00:09", ip: "10.0.40.9")
-        let testEnv = ["AWS_EC2_METADATA_SERVICE_ENDPOINT": n.cloud.imdsURL, "AWS_ENDPOINT_URL_EC2": n.cloud.ec2URL, "AWS_ENDPOINT_URL_STS": n.cloud.ec2URL,
-                       "POD_ENI_SOURCE": "file:/var/run/aws-node/pods.json"]
+        // What kubelet gives every pod: the service account's token and the cluster CA, and the
+        // API server's address (here on the node's loopback).
+        let serviceAccount = n.sim.work + "/serviceaccount"
+        try FileManager.default.createDirectory(atPath: serviceAccount, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(atPath: api.dir + "/ca.crt", toPath: serviceAccount + "/ca.crt")
+        try "token-1".write(toFile: serviceAccount + "/token", atomically: true, encoding: .utf8)
+        let testEnv = ["KUBERNETES_SERVICE_HOST": "127.0.0.1", "KUBERNETES_SERVICE_PORT": String(api.port),
+                       "AWS_EC2_METADATA_SERVICE_ENDPOINT": n.cloud.imdsURL, "AWS_ENDPOINT_URL_EC2": n.cloud.ec2URL, "AWS_ENDPOINT_URL_STS": n.cloud.ec2URL]
         let ds = DeployManifestTests.DaemonSet(raw: try DeployManifestTests.object("DaemonSet"))
         let args = try Self.runArguments(ds, node: node, env: testEnv)
+            + ["--mount", "type=bind,src=\(serviceAccount),dst=/var/run/secrets/kubernetes.io/serviceaccount,options=rbind:ro"]
 
         let image = try ctrd.importImage(Self.image)
         let upgrade = try ctrd.importImage(Self.upgradeImage)
@@ -166,25 +222,28 @@ import Testing
         #expect(plugins?.first?["type"] as? String == "aws-cni" && plugins?.first?["ipamdSocket"] as? String == "/var/run/aws-node/ipamd.sock")
         // Written through the host's /proc/sys/net: the node's, not the container's (read-only).
         #expect(try n.sim.sysctl("net.ipv4.tcp_early_demux") == "0" && n.sim.sysctl("net.ipv4.conf.eth0.rp_filter") == "2")
+        let cniNode = api.control(["op": "get_object", "path": KubernetesIpamdTests.cniNodePath])["object"] as? [String: Any]
+        #expect(((cniNode?["spec"] as? [String: Any])?["features"] as? [[String: Any]])?.contains { $0["name"] as? String == "SecurityGroupsForPods" } == true,
+                "CNINode: \(cniNode ?? [:])")
         print("daemonset: container start to ready \(firstReady)")
 
-        // 2. Pods through ctr: a branch pod and a regular pod (the pool's address).
+        // 2. Pods: a regular pod through ctr (the pool's address), a branch pod as kubelet's.
         let busybox = n.sim.work + "/busybox.tar"
         let built = try Spawn.run(["/bin/bash", Binaries.root + "/scripts/containerd/build-image.sh", busybox], env: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"])
         try #require(built.exitCode == 0, "busybox image: \(built)")
         let podImage = try ctrd.importImage(busybox)
-        let branch = try CtrPod(ctrd, image: podImage, id: "branch", node: node, work: n.sim.work)
         let regular = try CtrPod(ctrd, image: podImage, id: "regular", node: node, work: n.sim.work)
-        let pods = [branch, regular]
-        defer { for p in pods { _ = p.release() } }
-        for p in pods { try #require(try p.ready(), "pod \(p.id): \(p.process.output.suffix(10)) \(diagnostics())") }
+        defer { _ = regular.release() }
+        try #require(try regular.ready(), "pod regular: \(regular.process.output.suffix(10)) \(diagnostics())")
+        let branch = try KubeletPod(n, name: "web", uid: "u-web")
+        defer { branch.server.signal(SIGKILL) }
         #expect(branch.ip == "10.0.40.9" && regular.ip.hasPrefix("10.0.") && regular.ip != branch.ip, "branch \(branch.ip), regular \(regular.ip)")
-        let urls = pods.map { "http://\($0.ip):8080/" }
-        for u in urls { #expect(Self.httpStatus(node, u) == 200, "\(u) from the node") }
+        let urls = [branch.ip, regular.ip].map { "http://\($0):8080/" }
+        #expect(await eventually(.seconds(30)) { urls.allSatisfy { Self.httpStatus(node, $0) == 200 } }, "\(urls) from the node")
         #expect(await eventually(.seconds(60)) { mirror.routes(regular.ip) }, "the VPC routes the regular pod's address")
-        for p in pods {
-            let ping = try Spawn.run(["/usr/sbin/ip", "netns", "exec", n.sim.vpc.name, "ping", "-c", "1", "-W", "10", p.ip], env: ["PATH": "/usr/sbin:/usr/bin:/bin"])
-            #expect(ping.exitCode == 0, "the VPC reaches pod \(p.id) at \(p.ip)")
+        for ip in [branch.ip, regular.ip] {
+            let ping = try Spawn.run(["/usr/sbin/ip", "netns", "exec", n.sim.vpc.name, "ping", "-c", "1", "-W", "10", ip], env: ["PATH": "/usr/sbin:/usr/bin:/bin"])
+            #expect(ping.exitCode == 0, "the VPC reaches the pod at \(ip)")
         }
 
         // 3. In-place upgrade to the rebuilt image, then a rollback to the first, each while the
@@ -205,15 +264,17 @@ import Testing
             #expect(probes.failed.isEmpty && probes.ok > 0, "\(step): pod probes failed: \(probes.failed.prefix(10))")
             let changed = try n.sim.snapshot(pods: []).difference(from: before)
             #expect(changed.isEmpty, "\(step) changed the node's datapath:\n\(changed.joined(separator: "\n"))")
-            let served = try Spawn.run(["/usr/bin/curl", "-s", "http://127.0.0.1:61679/v1/pods"], env: ["PATH": "/usr/bin:/bin"], netns: node).out
-            #expect(served.contains("default-branch") && served.contains("default-regular"), "\(step): the new ipamd serves both pods: \(served)")
+            let served = try Self.servedPods(node)
+            #expect(served.contains("default/web") && served.contains("default-regular"), "\(step): the new ipamd serves both pods: \(served)")
             print("daemonset: \(step) (stop, start, ready) \(ready), pod probes \(probes.ok) ok, \(probes.failed.count) failed")
         }
 
         // 4. The DaemonSet's container removed: the pods keep working; DEL works without ipamd.
         try ctrd.remove("aws-node")
         for u in urls { #expect(Self.httpStatus(node, u) == 200, "\(u) with no ipamd") }
-        for p in pods { #expect(p.release()?.exitCode == 0, "ctr run \(p.id) (DEL without ipamd): \(p.process.output.suffix(5))") }
+        #expect(regular.release()?.exitCode == 0, "ctr run regular (DEL without ipamd): \(regular.process.output.suffix(5))")
+        #expect(try branch.delete(node).exitCode == 0, "DEL web without ipamd")
+        #expect((api.stats()["forbidden"] as? [[String]])?.isEmpty == true, "requests the ClusterRole refused: \(api.stats()["forbidden"] ?? "?")")
 
         // 5. The node uninstall script leaves nothing of ours.
         let uninstall = try Spawn.run(["/bin/bash", Binaries.root + "/deploy/uninstall-node.sh"], env: ["PATH": "/usr/sbin:/usr/bin:/sbin:/bin"], netns: node)
@@ -226,6 +287,17 @@ import Testing
         let links = try n.sim.node.ip("-o", "link", "show")
         #expect(!links.contains("vlan.eth.") && !links.contains(": eni") && !links.contains(": vlan"), "pod links left: \(links)")
         #expect(try n.sim.node.ip("rule", "show") == baselineRules, "rules differ from before ipamd")
+    }
+
+    /// The pods ipamd serves (/v1/pods, state "served"): "namespace/name", or the container id
+    /// of a pod the runtime named none for.
+    static func servedPods(_ node: String) throws -> Set<String> {
+        let r = try Spawn.run(["/usr/bin/curl", "-s", "http://127.0.0.1:61679/v1/pods"], env: ["PATH": "/usr/bin:/bin"], netns: node)
+        let views = (try? JSONSerialization.jsonObject(with: Data(r.stdout))) as? [[String: Any]] ?? []
+        return Set(views.filter { $0["state"] as? String == "served" }.map { v in
+            let name = v["name"] as? String ?? ""
+            return name.isEmpty ? v["containerID"] as? String ?? "" : "\(v["namespace"] as? String ?? "")/\(name)"
+        })
     }
 
     /// ipamd's pool has made its start-up changes (warm ENI attached and set up): /v1/enis

@@ -98,11 +98,34 @@ import Testing
 }
 
 /// A source that lists pods (as the Kubernetes cache does) and may not have synced.
+extension StartupReconcilerTests {
+    /// A source that lists every pod (the pod watch) knows nothing of a regular pod the runtime
+    /// named none for (ctr): its host veth decides. The veth is there: kept and untouched (the
+    /// pod watch's "not found" tore it down, found by the DaemonSet test's upgrade).
+    @Test func namelessRegularPodIsJudgedByItsVethNotTheSource() async throws {
+        let n = SimulatedNode()
+        var veth = n.dp.host.addLink("eni0123456789a", kind: "veth", mtu: 9001, up: true)
+        veth.alias = "default-ctr1"
+        n.dp.host.linkTable[veth.name] = veth
+        let registry = PodRegistry(store: MemoryStore())
+        _ = try registry.claim(ServedPod(namespace: "", name: "", podUID: "", containerID: "default-ctr1", ifName: "eth0", branch: false,
+                                         vlanID: 0, eniID: "eni-primary", ipv4: "10.0.0.20", mac: "", servedAt: "now"), isLive: { _ in true })
+        let before = n.dp.host.mutations
+        let report = try await reconciler(n, registry, source: ListingSource(n.ipamd.source, views: [], listsRegularPods: true))
+            .run(rebuild: false, syncTimeout: .zero)
+        #expect(report.kept == ["default-ctr1"] && report.gone.isEmpty && report.removed.isEmpty, "\(report)")
+        #expect(n.dp.host.linkTable["eni0123456789a"] != nil && n.dp.host.mutations == before, "the nameless pod's veth is untouched")
+    }
+}
+
 final class ListingSource: PodENISource, @unchecked Sendable {
     let base: any PodENISource
     let views: [PodView]
     let synced: Bool
-    init(_ base: any PodENISource, views: [PodView], synced: Bool = true) { self.base = base; self.views = views; self.synced = synced }
+    let listsRegularPods: Bool
+    init(_ base: any PodENISource, views: [PodView], synced: Bool = true, listsRegularPods: Bool = false) {
+        self.base = base; self.views = views; self.synced = synced; self.listsRegularPods = listsRegularPods
+    }
     func lookup(key: String, containerID: String) -> PodENILookup { base.lookup(key: key, containerID: containerID) }
     func podViews() -> [PodView] { views }
     func waitUntilSynced(timeout: Duration) async -> Bool { synced }
