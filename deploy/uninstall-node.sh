@@ -13,6 +13,7 @@
 # host veth with ipamd's prefixes), because removing the node rules would cut those pods off.
 set -euo pipefail
 force=${1:-}
+[[ -z $force || $force == --force ]] || { echo "usage: $0 [--force]" >&2; exit 2; }
 CNI_BIN_DIR=${CNI_BIN_DIR:-/opt/cni/bin}
 CNI_CONF_DIR=${CNI_CONF_DIR:-/etc/cni/net.d}
 VETH_PREFIX=${AWS_VPC_K8S_CNI_VETHPREFIX:-eni}
@@ -28,11 +29,13 @@ nft delete table ip aws-cni 2>/dev/null || true
 
 # ip rule del PRIORITY-and-selector, repeated while such a rule exists.
 del_rules() { while ip rule del "$@" 2>/dev/null; do :; done; }
-# The SNAT mark rule (priority 1024, `fwmark M/M lookup main`, whatever the mark).
-ip -j rule show | jq -r '.[] | select(.priority == 1024 and .table == "main" and .fwmark) | "\(.fwmark)/\(.fwmask // .fwmark)"' |
+# The SNAT mark rule (priority 1024, `fwmark M/M lookup main`, whatever the mark; ip omits a full mask).
+ip -j rule show | jq -r '.[] | select(.priority == 1024 and .table == "main" and .fwmark) | "\(.fwmark)/\(.fwmask // "0xffffffff")"' |
     while read -r mark; do del_rules priority 1024 fwmark "$mark" lookup main; done
-# The pool's secondary ENIs: `from <ENI address> lookup <device number + 1>` at 32765, and their tables.
-ip -j rule show | jq -r '.[] | select(.priority == 32765 and .src and (.table | test("^[0-9]+$"))) | "\(.src) \(.table)"' |
+# The pool's secondary ENIs: `from <ENI address>/32 lookup <device number + 1>` at 32765 (tables
+# 2 to 64: an instance has fewer interfaces), and their tables; nothing else at that priority.
+ip -j rule show | jq -r '.[] | select(.priority == 32765 and .src != "all" and (.srclen // 32) == 32
+        and (.table | test("^[0-9]+$")) and (.table | tonumber) >= 2 and (.table | tonumber) <= 64) | "\(.src) \(.table)"' |
     while read -r src table; do
         del_rules priority 32765 from "$src" lookup "$table"
         ip route flush table "$table" 2>/dev/null || true

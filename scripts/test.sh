@@ -32,8 +32,9 @@ swift build -c release 2>&1 | grep -vE "requires at runtime|mktemp' is dangerous
 swift build --build-tests 2>&1 | tail -1
 # The node agent's image from that release build, and a rebuilt one (another tag) that the VM's
 # DaemonSet test upgrades to in place.
-scripts/image/build.sh .build/image/aws-node.tar | head -1
-IMAGE_TAG=upgrade scripts/image/build.sh .build/image/aws-node-upgrade.tar | head -1
+scripts/image/build.sh .build/image/aws-node.tar > "$LOGS/image.log"
+IMAGE_TAG=upgrade scripts/image/build.sh .build/image/aws-node-upgrade.tar >> "$LOGS/image.log"
+grep '^image: ' "$LOGS/image.log"
 
 echo "== 2/4 swift test on the host (unit, sequences, privileged, Kubernetes, integration)"
 # The cloud suites run on their own afterwards: each starts moto (seconds of CPU on two cores),

@@ -137,7 +137,7 @@ import Testing
     final class Prober: @unchecked Sendable {
         // @unchecked: counters behind `lock`; `stopped` read under it too.
         private let lock = NSLock()
-        private var ok = 0, failed: [String] = [], stopped = false
+        private var ok = 0, failed: [String] = [], stopped = false, joined = false
         private let done = DispatchSemaphore(value: 0)
 
         init(node: String, urls: [String]) {
@@ -152,9 +152,15 @@ import Testing
             }
         }
 
+        /// Stops the probing thread and waits for it (once; later calls return the same counts).
+        @discardableResult
         func stop() -> (ok: Int, failed: [String]) {
-            lock.withLock { stopped = true }
-            done.wait()
+            let wait = lock.withLock { () -> Bool in
+                stopped = true
+                defer { joined = true }
+                return !joined
+            }
+            if wait { done.wait() }
             return lock.withLock { (ok, failed) }
         }
     }
@@ -201,6 +207,10 @@ import Testing
         let image = try ctrd.importImage(Self.image)
         let upgrade = try ctrd.importImage(Self.upgradeImage)
         #expect(image != upgrade, "the rebuilt image has its own name")
+
+        // Not what ipamd sets, so the check below sees its write (a new namespace may inherit 2).
+        _ = try n.sim.node.exec(["/usr/sbin/sysctl", "-qw", "net.ipv4.conf.eth0.rp_filter=0"])
+        #expect(try n.sim.sysctl("net.ipv4.conf.eth0.rp_filter") == "0")
 
         // 1. The DaemonSet's container: ready, the node set up, the plugin installed.
         var started = ContinuousClock.now
@@ -252,6 +262,7 @@ import Testing
         let before = try n.sim.snapshot(pods: [])
         for (step, next) in [("upgrade", upgrade), ("rollback", image)] {
             let prober = Prober(node: node, urls: urls)
+            defer { prober.stop() }
             started = ContinuousClock.now
             try ctrd.remove("aws-node")
             run = try ctrd.ctr(runArgs + [next, "aws-node"])

@@ -6,27 +6,51 @@ import TestSupport
 
 /// A `SequenceNode` on the real kernel: a simulated node, the real ipamd process with its static
 /// pod-ENI file as the control plane, the real aws-cni exec'd for every call (the debug build,
-/// so the fault hook can kill it mid-ADD).
+/// so the fault hook can kill it mid-ADD). With `regularPods`, the node's cloud is the simulator
+/// (moto, instance metadata) and ipamd's pool serves the pods nobody annotates.
 final class KernelSequenceNode: SequenceNode {
     let mode: PodSGEnforcingMode
     let sim: SimNode
     let ipamd: IpamdProcess
     let plugin: PluginRunner
+    let cloud: CloudNode?
     var annotations: [String: String] = [:]
+    var servesRegularPods: Bool { cloud != nil }
 
-    init(mode: PodSGEnforcingMode) throws {
+    init(mode: PodSGEnforcingMode, regularPods: Bool = false) throws {
         self.mode = mode
-        sim = try SimNode()
-        ipamd = IpamdProcess(sim, mode: mode.rawValue)
+        if regularPods {
+            // The pool on the primary ENI only (MAX_ENI=2: it and the trunk; an m5.4xlarge's ENI takes 29 pod
+            // addresses, more than a sequence ever holds, even with the addresses of DELs ipamd
+            // missed until its next start), two kept free, none cooling: the pool grows and
+            // shrinks through EC2 alone and never attaches or detaches an ENI, so the node's
+            // links and rules change only with the pods (what the model compares).
+            let c = try CloudNode(mode: mode.rawValue, instanceType: "m5.4xlarge",
+                                  ["MAX_ENI": "2", "WARM_IP_TARGET": "2", "MINIMUM_IP_TARGET": "4", "IP_COOLDOWN_PERIOD": "0"])
+            cloud = c
+            sim = c.sim
+            ipamd = c.ipamd
+        } else {
+            cloud = nil
+            sim = try SimNode()
+            ipamd = IpamdProcess(sim, mode: mode.rawValue)
+        }
         plugin = PluginRunner(sim: sim, ipamd: ipamd, mode: mode.rawValue)
-        guard try ipamd.start() else { throw SequenceStartError(log: ipamd.log) }
+        guard try ipamd.start() else {
+            destroy()
+            throw SequenceStartError(log: ipamd.log)
+        }
     }
 
     struct SequenceStartError: Error { var log: [String] }
 
     func destroy() {
-        ipamd.stop()
-        sim.destroy()
+        if let cloud {
+            cloud.destroy()
+        } else {
+            ipamd.stop()
+            sim.destroy()
+        }
     }
 
     func annotate(pod: String, _ a: Assignment) {

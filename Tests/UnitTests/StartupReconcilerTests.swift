@@ -97,7 +97,6 @@ import Testing
     }
 }
 
-/// A source that lists pods (as the Kubernetes cache does) and may not have synced.
 extension StartupReconcilerTests {
     /// A source that lists every pod (the pod watch) knows nothing of a regular pod the runtime
     /// named none for (ctr): its host veth decides. The veth is there: kept and untouched (the
@@ -118,6 +117,7 @@ extension StartupReconcilerTests {
     }
 }
 
+/// A source that lists pods (as the Kubernetes cache does) and may not have synced.
 final class ListingSource: PodENISource, @unchecked Sendable {
     let base: any PodENISource
     let views: [PodView]

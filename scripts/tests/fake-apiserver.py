@@ -179,7 +179,7 @@ class Handler(BaseHTTPRequestHandler):
         with S.cond:
             refused = S.rbac is not None and (attrs is None or not rbac_allows(S.rbac, *attrs))
             if refused:
-                S.forbidden.append(list(attrs or (self.command, "", u.path)))
+                S.forbidden.append(list(attrs or (self.command.lower(), "", u.path)))
         if refused:
             verb, group, resource = attrs or (self.command.lower(), "", u.path)
             self.send_json(403, status(403, "Forbidden",
