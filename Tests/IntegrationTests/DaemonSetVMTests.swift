@@ -108,10 +108,7 @@ import Testing
         }
 
         static func cni(_ command: String, name: String, uid: String, netns: String, node: String, prevResult: String? = nil) throws -> Completed {
-            let conflist = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: "/etc/cni/net.d/10-aws.conflist"))) as? [String: Any] ?? [:]
-            var conf = (conflist["plugins"] as? [[String: Any]])?.first ?? [:]
-            conf["cniVersion"] = conflist["cniVersion"]
-            conf["name"] = conflist["name"]
+            var conf = try firstPluginConf(ofConflist: "/etc/cni/net.d/10-aws.conflist")
             if let prevResult { conf["prevResult"] = try JSONSerialization.jsonObject(with: Data(prevResult.utf8)) }
             return try Spawn.run(["/opt/cni/bin/aws-cni"], env: [
                 "CNI_COMMAND": command, "CNI_CONTAINERID": "c-\(name)", "CNI_NETNS": netns, "CNI_IFNAME": "eth0", "CNI_PATH": "/opt/cni/bin",

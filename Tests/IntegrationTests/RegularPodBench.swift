@@ -130,11 +130,7 @@ import Testing
 
     /// The first plugin of the conflist ipamd installed, as kubelet hands it to aws-cni.
     func awsConf(_ n: CloudNode) throws -> String {
-        let list = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: n.ipamd.conflist))) as? [String: Any])
-        var first = try #require((list["plugins"] as? [[String: Any]])?.first)
-        first["cniVersion"] = list["cniVersion"]
-        first["name"] = list["name"]
-        return String(decoding: try JSONSerialization.data(withJSONObject: first), as: UTF8.self)
+        String(decoding: try JSONSerialization.data(withJSONObject: try firstPluginConf(ofConflist: n.ipamd.conflist)), as: UTF8.self)
     }
 
     // MARK: 2. EC2 calls

@@ -11,9 +11,11 @@ source scripts/lib/oci.sh
 OUT=$1
 NAME=${2:-localhost/aws-cni/busybox:test}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
+# The tag is what follows the last ":" of the last path element (a registry's port is no tag).
+if [[ ${NAME##*/} == *:* ]]; then TAG=${NAME##*:} REPO=${NAME%:*}; else TAG=latest REPO=$NAME; fi
 WORK=$(mktemp -d /tmp/busybox-image.XXXX)
 trap 'rm -rf "$WORK"' EXIT
-oci_begin "$WORK" "${NAME##*:}"
+oci_begin "$WORK" "$TAG"
 ROOT=$WORK/bundle/rootfs
 install -D -m 0755 "$BUSYBOX" "$ROOT/bin/busybox"
 applets=0
@@ -28,7 +30,7 @@ chmod 1777 "$ROOT/tmp"
 printf 'root:x:0:0:root:/root:/bin/sh\n' > "$ROOT/etc/passwd"
 printf 'root:x:0:\n' > "$ROOT/etc/group"
 printf 'busybox\n' > "$ROOT/etc/hostname"
-oci_finish "$WORK" "${NAME##*:}" "${NAME%:*}" "$OUT" \
+oci_finish "$WORK" "$TAG" "$REPO" "$OUT" \
     --config.env PATH=/usr/sbin:/usr/bin:/sbin:/bin --config.cmd /bin/sh --config.workingdir / \
     --history.comment "static busybox with $applets applets"
-echo "$OUT: $NAME ($applets applets)"
+echo "$OUT: $REPO:$TAG ($applets applets)"

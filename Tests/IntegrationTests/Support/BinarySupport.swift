@@ -168,3 +168,13 @@ extension IpamdProcess {
         return out
     }
 }
+
+/// The first plugin of an installed conflist, as the runtime hands it to that plugin: the
+/// plugin's own keys plus the list's cniVersion and name.
+func firstPluginConf(ofConflist path: String) throws -> [String: Any] {
+    let list = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: path))) as? [String: Any] ?? [:]
+    guard var first = (list["plugins"] as? [[String: Any]])?.first else { throw Errno.badMessage }
+    first["cniVersion"] = list["cniVersion"]
+    first["name"] = list["name"]
+    return first
+}
