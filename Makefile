@@ -36,7 +36,8 @@ test:
 	scripts/test.sh
 
 # The main job: a simulated VPC enforcing security groups, three branch pods and a regular pod
-# (moto as the node's EC2) through the real aws-cni in strict and standard mode, expected vs observed. In the VM unless this kernel has 802.1Q.
+# (moto as the node's EC2) through the real aws-cni in strict and standard mode, expected vs
+# observed. In the VM unless this kernel has 802.1Q.
 demo: release
 	CLOUD_SIM_PYTHON=$$(python3 -c 'import sys; print(sys.executable)') VM_PASS_ENV=CLOUD_SIM_PYTHON \
 	    scripts/vlan-run.sh scripts/demo/security-groups.sh
