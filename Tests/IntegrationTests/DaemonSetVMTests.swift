@@ -255,7 +255,7 @@ import Testing
 
         // 3. In-place upgrade to the rebuilt image, then a rollback to the first, each while the
         // pods are probed; each new ipamd adopts them without touching the node's datapath.
-        #expect(await eventually(.seconds(60)) { Self.settled(node) }, "the pool settles before the upgrade")
+        #expect(await eventually(.seconds(60)) { Self.settled() }, "the pool settles before the upgrade")
         let before = try n.sim.snapshot(pods: [])
         for (step, next) in [("upgrade", upgrade), ("rollback", image)] {
             let prober = Prober(node: node, urls: urls)
@@ -272,7 +272,7 @@ import Testing
             #expect(probes.failed.isEmpty && probes.ok > 0, "\(step): pod probes failed: \(probes.failed.prefix(10))")
             let changed = try n.sim.snapshot(pods: []).difference(from: before)
             #expect(changed.isEmpty, "\(step) changed the node's datapath:\n\(changed.joined(separator: "\n"))")
-            let served = try Self.servedPods(node)
+            let served = Self.servedPods()
             #expect(served.contains("default/web") && served.contains("default-regular"), "\(step): the new ipamd serves both pods: \(served)")
             print("daemonset: \(step) (stop, start, ready) \(ready), pod probes \(probes.ok) ok, \(probes.failed.count) failed")
         }
@@ -297,23 +297,20 @@ import Testing
         #expect(try n.sim.node.ip("rule", "show") == baselineRules, "rules differ from before ipamd")
     }
 
+    /// An introspection answer from the container's ipamd, over its debug socket on the host
+    /// path the DaemonSet mounts (nil: no answer).
+    static func introspect(_ path: String) -> Any? {
+        guard let r = try? HTTPExchange.get(unixSocket: "/var/run/aws-node/ipamd-debug.sock", path) else { return nil }
+        return try? JSONSerialization.jsonObject(with: Data(r.body))
+    }
+
     /// The pods ipamd serves (/v1/pods, state "served"): "namespace/name", or the container id
     /// of a pod the runtime named none for.
-    static func servedPods(_ node: String) throws -> Set<String> {
-        let r = try Spawn.run(["/usr/bin/curl", "-s", "http://127.0.0.1:61679/v1/pods"], env: ["PATH": "/usr/bin:/bin"], netns: node)
-        let views = (try? JSONSerialization.jsonObject(with: Data(r.stdout))) as? [[String: Any]] ?? []
-        return Set(views.filter { $0["state"] as? String == "served" }.map { v in
-            let name = v["name"] as? String ?? ""
-            return name.isEmpty ? v["containerID"] as? String ?? "" : "\(v["namespace"] as? String ?? "")/\(name)"
-        })
+    static func servedPods() -> Set<String> {
+        Set(IpamdProcess.pods(introspect("/v1/pods")).filter { $0.value.state == "served" }.keys)
     }
 
     /// ipamd's pool has made its start-up changes (warm ENI attached and set up): /v1/enis
     /// lists two pool ENIs with their addresses.
-    static func settled(_ node: String) -> Bool {
-        let r = try? Spawn.run(["/usr/bin/curl", "-s", "http://127.0.0.1:61679/v1/enis"], env: ["PATH": "/usr/bin:/bin"], netns: node)
-        guard let data = r?.stdout, let cards = (try? JSONSerialization.jsonObject(with: Data(data))) as? [String: [String: Any]],
-              let enis = cards["0"]?["ENIs"] as? [String: [String: Any]] else { return false }
-        return enis.values.filter { !($0["AvailableIPv4Cidrs"] as? [String: Any] ?? [:]).isEmpty }.count == 2
-    }
+    static func settled() -> Bool { CloudNode.poolCounts(enis: introspect("/v1/enis"))?.enis == 2 }
 }

@@ -162,8 +162,12 @@ final class IpamdProcess {
     }
 
     /// /v1/pods as namespace/name -> (state, container id).
-    func servedPods() throws -> [String: (state: String, container: String)] {
-        let list = try get("/v1/pods").json as? [[String: Any]] ?? []
+    func servedPods() throws -> [String: (state: String, container: String)] { Self.pods(try get("/v1/pods").json) }
+
+    /// A `/v1/pods` answer as namespace/name (or the container id of a pod the runtime named
+    /// none for) -> (state, container id).
+    static func pods(_ json: Any?) -> [String: (state: String, container: String)] {
+        let list = json as? [[String: Any]] ?? []
         var out: [String: (String, String)] = [:]
         for p in list {
             let key = (p["name"] as? String ?? "").isEmpty ? (p["containerID"] as? String ?? "") : "\(p["namespace"] ?? "")/\(p["name"] ?? "")"

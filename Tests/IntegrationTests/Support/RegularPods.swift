@@ -18,8 +18,11 @@ struct RegularPod {
 
 extension CloudNode {
     /// (pool ENIs, addresses, held) as `/v1/enis` shows them.
-    func poolCounts() -> (enis: Int, total: Int, assigned: Int)? {
-        guard let cards = try? ipamd.get("/v1/enis").json as? [String: [String: Any]], let card = cards["0"],
+    func poolCounts() -> (enis: Int, total: Int, assigned: Int)? { Self.poolCounts(enis: try? ipamd.get("/v1/enis").json) }
+
+    /// (pool ENIs, addresses, held) from a `/v1/enis` answer: the ENIs that list addresses.
+    static func poolCounts(enis json: Any?) -> (enis: Int, total: Int, assigned: Int)? {
+        guard let cards = json as? [String: [String: Any]], let card = cards["0"],
               let enis = card["ENIs"] as? [String: [String: Any]] else { return nil }
         let pool = enis.values.filter { !($0["AvailableIPv4Cidrs"] as? [String: Any] ?? [:]).isEmpty }
         return (pool.count, card["TotalIPs"] as? Int ?? -1, card["AssignedIPs"] as? Int ?? -1)
