@@ -69,7 +69,13 @@ echo "== 4/4 in the VM: VLAN integration suites (Swift) and the shell suites"
 # The VM's PATH is Debian's: the cloud simulator needs the interpreter that has moto.
 CLOUD_SIM_PYTHON=$(python3 -c 'import sys; print(sys.executable)')
 export CLOUD_SIM_PYTHON
-run_vm_suites() { VM_PASS_ENV=CLOUD_SIM_PYTHON scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"; vm_rc=${PIPESTATUS[0]}; }
+# Room for every write of the suites (the DaemonSet test's containerd unpacks two node-agent
+# images, about 0.6 GB): a run from a clone under /tmp puts them all in the overlay, whose default
+# 1G once ran out while the Swift suites ran side by side.
+run_vm_suites() {
+    VM_MEM=${VM_MEM:-4096} VM_OVERLAY_SIZE=${VM_OVERLAY_SIZE:-3G} VM_PASS_ENV=CLOUD_SIM_PYTHON scripts/vm/run.sh scripts/tests/vm-suites.sh | tee "$LOGS/vm.log"
+    vm_rc=${PIPESTATUS[0]}
+}
 set +e
 run_vm_suites
 # Once (of many runs) the VM's output never reached the host: not one "== suite" line, exit 0.
